@@ -1,0 +1,95 @@
+"""``summary.json``: every figure computed from the trace's events (except the wall time)."""
+
+from __future__ import annotations
+
+import html
+from math import comb
+from typing import Any
+
+import pandas as pd
+
+from agentlab.analysis.frames import episodes_frame
+
+
+def pass_hat_k(episodes: pd.DataFrame, k_max: int) -> dict[str, float]:
+    """pass^k as in tau-bench: for each scenario, comb(c, k) / comb(n, k), averaged over scenarios."""
+    out: dict[str, float] = {}
+    if episodes.empty:
+        return out
+    per = episodes.groupby("scenario_id")["success"].agg(["sum", "count"])
+    for k in range(1, k_max + 1):
+        vals = [comb(int(c), k) / comb(int(n), k) for c, n in zip(per["sum"], per["count"], strict=True) if n >= k]
+        if vals:
+            out[str(k)] = round(sum(vals) / len(vals), 6)
+    return out
+
+
+def _by(df: pd.DataFrame, key: str, value: str) -> dict[str, float]:
+    if df.empty:
+        return {}
+    grouped = df.groupby(key)[value].sum()
+    return {str(k): round(float(v), 6) for k, v in grouped.sort_index().items()}
+
+
+def summarize(
+    events: pd.DataFrame,
+    *,
+    suite: str,
+    seed: int,
+    epochs: int,
+    wall_seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    episodes = episodes_frame(events)
+    kind = events["kind"] if "kind" in events else pd.Series(dtype=str)
+    model = events[kind == "model_call"]
+    tools = events[kind == "tool_call_end"]
+    total_model = float(model["cost_usd"].sum()) if not model.empty else 0.0
+    total_tool = float(tools["cost_usd"].sum()) if not tools.empty else 0.0
+    n = len(episodes)
+    successes = int(episodes["success"].sum()) if n else 0
+    summary: dict[str, Any] = {
+        "suite": suite,
+        "seed": seed,
+        "episodes": n,
+        "epochs": epochs,
+        "success_rate": round(successes / n, 6) if n else 0.0,
+        "pass_hat_k": pass_hat_k(episodes, epochs),
+        "llm_calls": len(model),
+        "llm_calls_by_tier": {str(k): int(v) for k, v in model.groupby("tier").size().sort_index().items()}
+        if not model.empty
+        else {},
+        "tool_calls": len(tools),
+        "tool_failures": int((~tools["ok"].astype(bool)).sum()) if not tools.empty else 0,
+        "total_cost_usd": round(total_model + total_tool, 6),
+        "cost_by_tier": _by(model, "tier", "cost_usd"),
+        "cost_by_tool": _by(tools, "tool", "cost_usd"),
+        "input_tokens": int(model["input_tokens"].sum()) if not model.empty else 0,
+        "output_tokens": int(model["output_tokens"].sum()) if not model.empty else 0,
+        "success_by_category": {
+            str(k): round(float(v), 6) for k, v in episodes.groupby("category")["success"].mean().sort_index().items()
+        }
+        if n
+        else {},
+        "status_counts": {str(k): int(v) for k, v in episodes["status"].value_counts().sort_index().items()}
+        if n
+        else {},
+        "sim_seconds": round(float(events["t"].max() - events["t"].min()), 6) if len(events) else 0.0,
+        "wall_seconds": round(wall_seconds, 3),
+    }
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def summary_html(summary: dict[str, Any], title: str = "Run summary") -> str:
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, float):
+            shown = f"{value:.4f}"
+        elif isinstance(value, dict):
+            shown = ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
+        else:
+            shown = str(value)
+        rows.append(f"<tr><th style='text-align:left'>{html.escape(key)}</th><td>{html.escape(shown)}</td></tr>")
+    return f"<b>{html.escape(title)}</b><table>{''.join(rows)}</table>"

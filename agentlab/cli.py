@@ -1,0 +1,87 @@
+"""The ``agentlab`` command line.
+
+Bad input never produces a traceback: it is one line, ``agentlab: error: FILE: PLACE: PROBLEM``,
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from agentlab.errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario suite and write a run directory")
+    run.add_argument("suite", help="suite YAML, e.g. fixtures/suites/support.yaml")
+    run.add_argument("--strategy", choices=["react", "plan"], default="react")
+    run.add_argument("--llm", choices=["sim"], default="sim", help="model backend (default: the simulated model)")
+    run.add_argument("--tiers", help="tier profiles YAML (default: the nearest tiers.yaml above the suite)")
+    run.add_argument("--tier", help="model tier to use (default: the tier file's default)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--epochs", type=int, default=1, help="runs of each scenario (for pass^k)")
+    run.add_argument("--only", action="append", metavar="SCENARIO", help="run only this scenario (repeatable)")
+    run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser("bench", help="measure simulator throughput; prints one JSON line")
+    bench.add_argument("--workload", choices=["support-5", "suite"], default="support-5")
+    bench.add_argument("--episodes", type=int, default=5000)
+    bench.add_argument("--suite", default="fixtures/suites/support.yaml", help="suite for --workload suite")
+    bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "bench":
+            from agentlab.bench import main as bench_main
+
+            return bench_main(args)
+    except InputError as exc:
+        print(f"agentlab: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agentlab.sim.runner import RunOptions, run_suite
+
+    opts = RunOptions(
+        suite=args.suite,
+        strategy=args.strategy,
+        llm=args.llm,
+        tiers=args.tiers,
+        tier=args.tier,
+        seed=args.seed,
+        epochs=args.epochs,
+        out=args.out,
+        only=args.only,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    result = run_suite(opts)
+    s = result.summary
+    print(
+        f"{result.run_dir}: {s['episodes']} episodes, success {s['success_rate']:.1%}, "
+        f"cost ${s['total_cost_usd']:.4f}, {s['sim_seconds']:.0f}s simulated in {s['wall_seconds']:.2f}s"
+    )
+    print(
+        orjson.dumps(
+            {k: s[k] for k in ("success_rate", "pass_hat_k", "llm_calls", "tool_calls", "total_cost_usd")}
+        ).decode()
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Evaluator: scores each step's result and the final answer, online and offline.
+
+Online, it catches what the agent can check by itself: a failed step, and an answer that claims an
+action no successful tool call performed (hallucinated success). Offline, :meth:`grade` compares an
+episode's outcome with its scenario: the world's end state (as tau-bench compares database state)
+and the facts the answer must and must not contain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentlab.components.messages import StepOutcome
+
+# Phrases that assert an action happened, and the tool that must have succeeded for them to be true.
+CLAIMS: dict[str, re.Pattern[str]] = {
+    "issue_refund": re.compile(
+        r"\bI(?:'ve| have) (?:issued|processed) (?:a |the |your )?(?:full |partial )?refund", re.I
+    ),
+    "cancel_order": re.compile(r"\bI(?:'ve| have) cancell?ed\b", re.I),
+    "update_address": re.compile(r"\bI(?:'ve| have) updated\b", re.I),
+    "send_email": re.compile(r"\bI(?:'ve| have) sent\b", re.I),
+    "create_ticket": re.compile(r"\bI(?:'ve| have) (?:created|opened) (?:a |the )?(?:\w+ )?ticket", re.I),
+    "escalate_to_human": re.compile(r"\bI(?:'ve| have) escalated\b", re.I),
+}
+
+
+@dataclass(slots=True)
+class Score:
+    score: float
+    passed: bool
+    reason: str
+    unsupported: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Grade:
+    success: bool
+    world_ok: bool
+    answer_ok: bool
+    reasons: list[str]
+
+
+class Evaluator:
+    def __init__(self, claims: dict[str, re.Pattern[str]] | None = None) -> None:
+        self.claims = CLAIMS if claims is None else claims
+
+    def score_step(self, outcome: StepOutcome) -> Score:
+        if outcome.ok:
+            if outcome.executed_as:
+                return Score(0.5, True, f"answered by fallback {outcome.executed_as}")
+            return Score(1.0, True, "ok")
+        return Score(0.0, False, f"{outcome.error_type}: {outcome.error}")
+
+    def score_response(self, text: str, succeeded_tools: set[str]) -> Score:
+        if not text.strip():
+            return Score(0.0, False, "empty answer")
+        unsupported = [
+            tool for tool, pattern in self.claims.items() if tool not in succeeded_tools and pattern.search(text)
+        ]
+        if unsupported:
+            return Score(0.0, False, f"claims actions that did not happen: {', '.join(unsupported)}", unsupported)
+        return Score(1.0, True, "ok")
+
+    @staticmethod
+    def grade(
+        *,
+        answer: str,
+        end_state: dict[str, Any],
+        expected_state: dict[str, Any],
+        answer_contains: list[str],
+        answer_excludes: list[str],
+    ) -> Grade:
+        reasons: list[str] = []
+        world_ok = end_state == expected_state
+        if not world_ok:
+            for table in expected_state:
+                if end_state.get(table) != expected_state[table]:
+                    reasons.append(f"world: {table} differs from the expected end state")
+        low = answer.lower()
+        missing = [f for f in answer_contains if f.lower() not in low]
+        present = [f for f in answer_excludes if f.lower() in low]
+        reasons += [f"answer lacks {m!r}" for m in missing] + [f"answer contains {p!r}" for p in present]
+        answer_ok = not missing and not present
+        return Grade(world_ok and answer_ok, world_ok, answer_ok, reasons)

@@ -1,0 +1,54 @@
+"""Permissions Gate: who may make a request, which tools they may see, and which calls may run.
+
+Every decision is an event (and, with the audit log, a row). The planner is only ever shown the
+tools the user may use, so a refusal-worthy request is refused by the model, and a model that tries
+a tool anyway is stopped here before the tool runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentlab.components.messages import Decision, User
+from agentlab.llm.types import ToolDefinition
+from agentlab.tools.registry import ToolRegistry, ToolSpec
+from agentlab.trace.events import PermissionChecked
+
+
+class PermissionsGate:
+    def __init__(self, registry: ToolRegistry, *, blocked_users: frozenset[str] = frozenset()) -> None:
+        self.registry = registry
+        self.blocked_users = blocked_users
+        self._visible: dict[frozenset[str], tuple[ToolDefinition, ...]] = {}
+
+    def admit(self, user: User) -> Decision:
+        if user.id in self.blocked_users:
+            return Decision(False, f"user {user.id} is blocked")
+        if not user.permissions:
+            return Decision(False, f"user {user.id} has no permissions")
+        return Decision(True, "ok")
+
+    def visible_tools(self, user: User) -> tuple[ToolDefinition, ...]:
+        cached = self._visible.get(user.permissions)
+        if cached is None:
+            cached = tuple(s.definition for s in self.registry if s.permissions <= user.permissions)
+            self._visible[user.permissions] = cached
+        return cached
+
+    def check(self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any) -> Decision:
+        missing = spec.permissions - user.permissions
+        if missing:
+            decision = Decision(False, f"missing permission: {', '.join(sorted(missing))}")
+        else:
+            decision = Decision(True, "tool ACL satisfied")
+        trace.emit(
+            PermissionChecked(
+                call_id=call_id,
+                tool=spec.name,
+                user_id=user.id,
+                required=sorted(spec.permissions),
+                decision="allow" if decision.allowed else "deny",
+                reason=decision.reason,
+            )
+        )
+        return decision

@@ -1,0 +1,123 @@
+"""Typed errors.
+
+Two families matter to the agent: errors a *step* can raise (tools, routing, permissions) and
+errors a *model call* can raise (providers). Each says whether it is ``transient`` — worth
+retrying — so the recovery handler never has to guess from a message string.
+
+:class:`InputError` is different: it is the user's bad input (a suite, a fault plan, a cassette)
+and becomes one line naming the file, the place and the problem, and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input from a file or the command line: ``file: place: problem``."""
+
+    def __init__(self, file: str, place: str, problem: str) -> None:
+        self.file, self.place, self.problem = file, place, problem
+        super().__init__(f"{file}: {place}: {problem}" if place else f"{file}: {problem}")
+
+
+class AgentError(Exception):
+    """Base of every error the agent handles at run time."""
+
+    transient: bool = False
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+# --- step errors -------------------------------------------------------------------------------
+
+
+class StepError(AgentError):
+    """A step (tool call) did not produce a result."""
+
+
+class UnknownTool(StepError):
+    pass
+
+
+class InvalidArguments(StepError):
+    """The model's arguments failed validation (or were not JSON); the tool never ran."""
+
+
+class PermissionDenied(StepError):
+    pass
+
+
+class ToolFailed(StepError):
+    """The tool ran and refused or failed for a reason retrying will not fix."""
+
+
+class ToolTransientError(StepError):
+    """An upstream hiccup (a 503 from an external API, a dropped connection): retry."""
+
+    transient = True
+
+
+class ToolTimeout(StepError):
+    transient = True
+
+
+# --- budget --------------------------------------------------------------------------------------
+
+
+class BudgetExceeded(AgentError):
+    def __init__(self, scope: str, estimate_usd: float, spent_usd: float, limit_usd: float) -> None:
+        self.scope, self.estimate_usd, self.spent_usd, self.limit_usd = scope, estimate_usd, spent_usd, limit_usd
+        super().__init__(
+            f"{scope} budget ${limit_usd:.4f} would be exceeded "
+            f"(spent ${spent_usd:.4f}, next call up to ${estimate_usd:.4f})"
+        )
+
+
+# --- model errors --------------------------------------------------------------------------------
+
+
+class ModelError(AgentError):
+    """A model call failed."""
+
+
+class RateLimited(ModelError):
+    transient = True
+
+    def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Overloaded(ModelError):
+    transient = True
+
+
+class ProviderServerError(ModelError):
+    transient = True
+
+
+class ModelTimeout(ModelError):
+    transient = True
+
+
+class ModelConnectionError(ModelError):
+    transient = True
+
+
+class BadRequest(ModelError):
+    pass
+
+
+class AuthError(ModelError):
+    pass
+
+
+class NotFound(ModelError):
+    pass
+
+
+class MalformedResponse(ModelError):
+    """The provider's body could not be parsed; retrying may get a good one."""
+
+    transient = True

@@ -1,0 +1,120 @@
+"""Model tier profiles: price, latency and competence of each simulated tier.
+
+Profiles live in a YAML file users edit (``fixtures/tiers.yaml``). Tiers are listed cheapest
+first; that order is what cascade routing climbs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentlab.errors import InputError
+
+
+class LatencyProfile(BaseModel):
+    """A log-normal latency given by its median and 95th percentile, in seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    median_s: float = Field(gt=0)
+    p95_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyProfile:
+        if self.p95_s < self.median_s:
+            raise ValueError("p95_s must be >= median_s")
+        return self
+
+    def sample(self, rng: random.Random) -> float:
+        sigma = math.log(self.p95_s / self.median_s) / 1.6448536269514722
+        return round(self.median_s * math.exp(sigma * rng.gauss(0.0, 1.0)), 6)
+
+
+class ErrorModes(BaseModel):
+    """Relative weights of the ways a step goes wrong when the model is not correct."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wrong_tool: float = Field(default=1.0, ge=0)
+    wrong_arg: float = Field(default=1.0, ge=0)
+    missing_arg: float = Field(default=1.0, ge=0)
+    skipped_step: float = Field(default=1.0, ge=0)
+    malformed_json: float = Field(default=1.0, ge=0)
+    hallucinated_success: float = Field(default=1.0, ge=0)
+
+    def choose(self, rng: random.Random) -> str:
+        items = list(self.model_dump().items())
+        total = sum(w for _, w in items)
+        x = rng.random() * total
+        for name, weight in items:
+            x -= weight
+            if x < 0:
+                return name
+        return items[-1][0]
+
+
+class TierProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    model: str
+    input_per_1k: float = Field(ge=0, description="USD per 1,000 input tokens")
+    output_per_1k: float = Field(ge=0, description="USD per 1,000 output tokens")
+    cached_input_per_1k: float | None = Field(default=None, ge=0)
+    context_window: int = Field(default=128_000, gt=0)
+    latency: LatencyProfile
+    p_correct: float = Field(ge=0, le=1, description="probability that one step is right")
+    injection_susceptibility: float = Field(default=0.3, ge=0, le=1)
+    error_modes: ErrorModes = ErrorModes()
+
+    def price(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        cached_rate = self.input_per_1k if self.cached_input_per_1k is None else self.cached_input_per_1k
+        fresh = max(input_tokens - cached_tokens, 0)
+        return (fresh * self.input_per_1k + cached_tokens * cached_rate + output_tokens * self.output_per_1k) / 1000
+
+
+class TierTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: str
+    tiers: dict[str, TierProfile]
+
+    @model_validator(mode="after")
+    def _names(self) -> TierTable:
+        if not self.tiers:
+            raise ValueError("at least one tier is required")
+        if self.default not in self.tiers:
+            raise ValueError(f"default tier {self.default!r} is not defined")
+        for name, profile in self.tiers.items():
+            object.__setattr__(profile, "name", name)
+        return self
+
+    @property
+    def order(self) -> list[str]:
+        """Tier names, cheapest first (file order)."""
+        return list(self.tiers)
+
+    def __getitem__(self, name: str) -> TierProfile:
+        return self.tiers[name]
+
+
+def load_tiers(path: str | Path) -> TierTable:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(str(path), "", "file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise InputError(str(path), where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    try:
+        return TierTable.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(str(path), ".".join(str(p) for p in err["loc"]), err["msg"]) from None

@@ -1,0 +1,102 @@
+"""The model client interface: typed requests and responses every provider speaks.
+
+The simulated model, the scripted benchmark model, the replayer and the live OpenAI/Anthropic
+adapters all implement :class:`ModelClient`, so the agent cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(BaseModel):
+    """A tool call proposed by a model. ``arguments`` is None when ``raw_arguments`` was not JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str = ""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolDefinition(BaseModel):
+    """A tool as a model sees it: name, description and JSON schema of its arguments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    tokens: int = 0
+
+
+class ModelRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tier: str
+    model: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolDefinition, ...] = ()
+    response_format: Literal["text", "json"] = "text"
+    max_tokens: int = 1024
+    purpose: str = "act"
+    # Not sent to providers: lets the simulated model find its scenario's gold plan.
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def prompt_tokens(self) -> int:
+        """Input size estimate from the actual text (≈4 characters a token)."""
+        chars = 0
+        for m in self.messages:
+            chars += len(m.content) + 8
+            for c in m.tool_calls:
+                chars += len(c.name) + len(c.raw_arguments)
+        return chars // 4 + sum(t.tokens for t in self.tools)
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "other"]
+
+
+class ModelResponse(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    stop_reason: StopReason = "end_turn"
+    usage: Usage = Usage()
+    latency_s: float = 0.0
+    # USD as reported/priced by the client; None lets the cost controller price the usage.
+    cost_usd: float | None = None
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+
+def approx_tokens(text: str) -> int:
+    """Token estimate from text length: ~4 characters a token (no tokenizer download needed)."""
+    return (len(text) + 3) // 4

@@ -1,0 +1,146 @@
+"""Load and validate a suite. Every problem becomes one line: file, place, problem."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from agentlab.errors import InputError
+from agentlab.scenarios.model import Scenario, Suite, SuiteFile
+from agentlab.scenarios.refs import refs_in
+from agentlab.tools.registry import ToolRegistry
+from agentlab.world.model import ROW_MODELS, WorldSpec
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(str(path), "", "file not found") from None
+    except OSError as exc:
+        raise InputError(str(path), "", exc.strerror or str(exc)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(str(path), where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def _place(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location, naming the scenario by id where there is one."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and "id" in node and parts and parts[-1] == "scenarios":
+                    label += f" ({node['id']})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def validate_as(model: type[BaseModel], raw: Any, file: str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(file, _place(raw, tuple(err["loc"])), err["msg"]) from None
+
+
+def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
+    if registry is None:
+        from agentlab.tools.support import registry as support_registry
+
+        registry = support_registry
+    path = Path(path)
+    file = str(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError(file, "", "a suite must be a mapping with 'suite', 'world' and 'scenarios'")
+    spec: SuiteFile = validate_as(SuiteFile, raw, file)
+
+    world_path = (path.parent / spec.world).resolve()
+    world_raw = read_yaml(world_path)
+    world: WorldSpec = validate_as(WorldSpec, world_raw or {}, str(Path(spec.world)))
+
+    seen: set[str] = set()
+    scenarios: list[Scenario] = []
+    for i, sc in enumerate(spec.scenarios):
+        where = f"scenarios[{i}] ({sc.id})"
+        if sc.id in seen:
+            raise InputError(file, f"{where}.id", f"duplicate scenario id {sc.id!r}")
+        seen.add(sc.id)
+        role = sc.user.role or spec.defaults.role
+        if role not in spec.roles:
+            raise InputError(file, f"{where}.user.role", f"unknown role {role!r} (roles: {', '.join(spec.roles)})")
+        _check_patch(file, where, sc.world)
+        _check_gold(file, where, sc, registry)
+        perms = sorted(set(spec.roles[role]) | set(sc.user.permissions))
+        scenarios.append(
+            sc.model_copy(
+                update={
+                    "user": sc.user.model_copy(update={"role": role, "permissions": perms}),
+                    "budget_usd": spec.defaults.budget_usd if sc.budget_usd is None else sc.budget_usd,
+                    "max_turns": sc.max_turns or spec.defaults.max_turns,
+                }
+            )
+        )
+    digest = hashlib.sha256(path.read_bytes() + world_path.read_bytes()).hexdigest()[:16]
+    return Suite(
+        name=spec.suite,
+        path=file,
+        version=spec.version,
+        world=world,
+        environment=spec.environment,
+        roles=spec.roles,
+        scenarios=scenarios,
+        digest=digest,
+    )
+
+
+def _check_patch(file: str, where: str, patch: dict[str, list[dict[str, Any]]]) -> None:
+    for table, rows in patch.items():
+        model = ROW_MODELS.get(table)
+        if model is None:
+            raise InputError(file, f"{where}.world.{table}", f"unknown table (tables: {', '.join(ROW_MODELS)})")
+        for j, row in enumerate(rows):
+            if "id" not in row:
+                raise InputError(file, f"{where}.world.{table}[{j}]", "a patched row needs an 'id'")
+            for col in row:
+                if col not in model.model_fields:
+                    raise InputError(file, f"{where}.world.{table}[{j}].{col}", f"unknown column of {table}")
+
+
+def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> None:
+    earlier: set[str] = set()
+    for j, step in enumerate(sc.gold.steps):
+        place = f"{where}.gold.steps[{j}]"
+        spec = registry.get(step.tool)
+        if spec is None:
+            raise InputError(file, f"{place}.tool", f"unknown tool {step.tool!r}")
+        fields = spec.args_model.model_fields
+        for name in step.args:
+            if name not in fields:
+                raise InputError(file, f"{place}.args.{name}", f"{step.tool} has no argument {name!r}")
+        for name in spec.required_args:
+            if name not in step.args:
+                raise InputError(file, f"{place}.args", f"missing required argument {name!r} of {step.tool}")
+        for ref in refs_in(step.args):
+            if ref not in earlier:
+                raise InputError(file, f"{place}.args", f"reference to {ref!r}, which is not an earlier step")
+        if step.id in earlier:
+            raise InputError(file, f"{place}.id", f"duplicate step id {step.id!r}")
+        earlier.add(step.id)
+    for ref in refs_in(sc.gold.answer):
+        if ref not in earlier:
+            raise InputError(file, f"{where}.gold.answer", f"reference to {ref!r}, which is not a gold step")

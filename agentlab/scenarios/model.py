@@ -1,0 +1,108 @@
+"""Typed scenario suites (``fixtures/suites/*.yaml``); see docs/scenario-format.md."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentlab.world.model import Environment, WorldSpec
+
+Category = Literal[
+    "lookup", "conditional_refund", "multi_step", "permission_denied", "injection", "budget", "ambiguous", "other"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserSpec(_Strict):
+    id: str
+    role: str | None = None
+    permissions: list[str] = []
+
+
+class GoldStep(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    tool: str
+    args: dict[str, Any] = {}
+
+
+class Gold(_Strict):
+    steps: list[GoldStep] = []
+    answer: str
+
+
+class Expect(_Strict):
+    world: Literal["gold", "unchanged"] = "gold"
+    answer_contains: list[str] = []
+    answer_excludes: list[str] = []
+
+
+class Scenario(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-_]*$")
+    category: Category = "other"
+    user: UserSpec
+    request: str = Field(min_length=1)
+    world: dict[str, list[dict[str, Any]]] = {}
+    budget_usd: float | None = Field(default=None, ge=0)
+    max_turns: int | None = Field(default=None, gt=0)
+    gold: Gold
+    expect: Expect = Expect()
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """Effective permissions (filled in by the loader from the role and extras)."""
+        return frozenset(self.user.permissions)
+
+
+class Defaults(_Strict):
+    role: str = "agent"
+    budget_usd: float = Field(default=0.25, ge=0)
+    max_turns: int = Field(default=12, gt=0)
+
+
+class SuiteFile(_Strict):
+    suite: str
+    version: int = 1
+    world: str
+    roles: dict[str, list[str]] = {}
+    defaults: Defaults = Defaults()
+    environment: Environment = Environment()
+    scenarios: list[Scenario] = Field(min_length=1)
+
+
+class Suite(BaseModel):
+    """A loaded, validated suite: scenarios with effective users, budgets and turn limits."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    path: str
+    version: int
+    world: WorldSpec
+    environment: Environment
+    roles: dict[str, list[str]]
+    scenarios: list[Scenario]
+    digest: str
+
+    def get(self, scenario_id: str) -> Scenario:
+        for s in self.scenarios:
+            if s.id == scenario_id:
+                return s
+        raise KeyError(scenario_id)
+
+    def only(self, ids: list[str]) -> Suite:
+        wanted = set(ids)
+        return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.id in wanted]})
+
+    def _repr_html_(self) -> str:
+        from collections import Counter
+
+        counts = Counter(s.category for s in self.scenarios)
+        rows = "".join(f"<tr><td>{c}</td><td>{n}</td></tr>" for c, n in sorted(counts.items()))
+        return (
+            f"<b>Suite {self.name}</b> v{self.version}: {len(self.scenarios)} scenarios"
+            f"<table><tr><th>category</th><th>scenarios</th></tr>{rows}</table>"
+        )

@@ -1,0 +1,79 @@
+"""A virtual-time asyncio event loop.
+
+Simulated latency, timeouts, back-off and breaker cool-downs are ordinary ``asyncio.sleep`` /
+``asyncio.timeout`` calls; on this loop they cost no wall time, because whenever the loop would
+block waiting for a timer it instead jumps its clock to that timer. An hour-long outage runs in
+milliseconds, and the order of events depends only on the program, never on the machine.
+
+Why our own loop rather than ``looptime``: looptime is built around pytest fixtures, while the CLI,
+notebooks and benchmarks all need to start a simulated loop directly, and every component reads
+time from one injected clock (:class:`agentlab.sim.clock.Clock`) that we control.
+
+Real I/O is still served if it is already ready, but it takes zero virtual time, and the loop never
+waits for it while timers are pending: use synchronous clients (e.g. Redis) inside a simulation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SimulationDeadlock(RuntimeError):
+    """Raised when nothing is scheduled and nothing can ever wake the loop."""
+
+
+class _TimeSkippingSelector(selectors.DefaultSelector):
+    """A selector that advances the loop's virtual clock instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop: VirtualTimeLoop | None = None
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = super().select(0)
+        if ready or timeout == 0:
+            return ready
+        loop = self.loop
+        assert loop is not None
+        if timeout is None:
+            # Nothing scheduled. Only real I/O or another thread could wake us; with just the
+            # loop's own self-pipe registered, waiting would hang forever.
+            if len(self.get_map()) <= 1 and not loop.allow_blocking:
+                raise SimulationDeadlock("simulation deadlock: no timer is scheduled and no I/O is pending")
+            return super().select(None)
+        # Jump exactly to the earliest timer (``_run_once`` has already dropped cancelled heads);
+        # ``now + timeout`` would be capped at a day and could fall short by a rounding error.
+        scheduled = loop._scheduled  # type: ignore[attr-defined]
+        target = scheduled[0]._when if scheduled else loop._now + timeout
+        if target > loop._now:
+            loop._now = target
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose ``time()`` is simulated and advances only when the loop is idle."""
+
+    def __init__(self, start: float = 0.0, *, allow_blocking: bool = False) -> None:
+        self._now = float(start)
+        self.allow_blocking = allow_blocking
+        selector = _TimeSkippingSelector()
+        super().__init__(selector=selector)
+        selector.loop = self
+        self._clock_resolution = 1e-9
+
+    def time(self) -> float:
+        return self._now
+
+
+def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
+    """Run ``coro`` to completion on a fresh virtual-time loop and close the loop."""
+    loop = VirtualTimeLoop(start)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()

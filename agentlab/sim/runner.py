@@ -1,0 +1,298 @@
+"""Run a suite: every scenario × epoch as an episode of the real agent, on virtual time.
+
+A run is a pure function of (suite, tiers, strategy, tier, seed, code version): the run id is a
+hash of them, each episode's randomness is a child of the seed, and episodes run in a fixed order
+on a :class:`VirtualTimeLoop`. Output goes to a run directory:
+
+* ``run.json`` — what was run (written first);
+* ``events.jsonl`` — the trace (written as ``events.jsonl.partial`` and renamed at the end);
+* ``memory.sqlite`` — the memory manager's store;
+* ``summary.json`` — computed from the events, written last and atomically.
+
+A directory without ``summary.json`` is an unfinished run; nothing half-written looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+from tqdm.auto import tqdm
+
+import agentlab
+from agentlab.agent import AgentSystem
+from agentlab.analysis.frames import read_events
+from agentlab.analysis.summary import summarize
+from agentlab.components.evaluator import Evaluator
+from agentlab.components.memory import MemoryManager
+from agentlab.components.messages import AgentRequest, User
+from agentlab.errors import InputError
+from agentlab.llm.sim import SimulatedModel
+from agentlab.llm.tiers import TierTable, load_tiers
+from agentlab.llm.types import ModelClient
+from agentlab.scenarios.loader import load_suite
+from agentlab.scenarios.model import Scenario, Suite
+from agentlab.sim.clock import Clock
+from agentlab.sim.grading import expected_state
+from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.rng import RngTree
+from agentlab.tools.registry import ToolRegistry
+from agentlab.trace.events import EpisodeGraded, EpisodeStarted
+from agentlab.trace.recorder import EpisodeTrace, Recorder
+from agentlab.world.store import World, build_template
+
+RUN_MARKER = "run.json"
+
+
+class RunOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str
+    strategy: Literal["react", "plan"] = "react"
+    llm: Literal["sim"] = "sim"
+    tiers: str | None = None
+    tier: str | None = None
+    seed: int = 0
+    epochs: int = 1
+    out: str | None = None
+    only: list[str] | None = None
+    progress: bool = True
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    run_id: str
+    summary: dict[str, Any]
+
+    def _repr_html_(self) -> str:
+        from agentlab.analysis.summary import summary_html
+
+        return summary_html(self.summary, title=f"Run {self.run_id} → {self.run_dir}")
+
+
+def find_tiers(suite_path: Path) -> Path:
+    """The nearest ``tiers.yaml`` at or above the suite's folder (``fixtures/tiers.yaml``)."""
+    for folder in [suite_path.resolve().parent, *suite_path.resolve().parents]:
+        candidate = folder / "tiers.yaml"
+        if candidate.exists():
+            return candidate
+    raise InputError(str(suite_path), "", "no tiers.yaml found beside or above the suite; pass --tiers FILE")
+
+
+def prepare_run_dir(path: Path) -> None:
+    """Create ``path``, or clear it if it holds an earlier agentlab run; refuse anything else."""
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(str(path), "", "output path exists and is not a directory")
+        contents = list(path.iterdir())
+        if contents and not (path / RUN_MARKER).exists():
+            raise InputError(str(path), "", "output directory is not empty and is not an agentlab run")
+        for name in (
+            "summary.json",
+            "events.jsonl",
+            "events.jsonl.partial",
+            "memory.sqlite",
+            "memory.sqlite-wal",
+            "memory.sqlite-shm",
+            RUN_MARKER,
+        ):
+            (path / name).unlink(missing_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str) -> str:
+    key = orjson.dumps(
+        {
+            "suite": suite.digest,
+            "tiers": hashlib.sha256(tiers_bytes).hexdigest(),
+            "strategy": opts.strategy,
+            "llm": opts.llm,
+            "tier": tier,
+            "seed": opts.seed,
+            "epochs": opts.epochs,
+            "only": opts.only,
+            "version": agentlab.__version__,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return "run-" + hashlib.sha256(key).hexdigest()[:12]
+
+
+def build_model(opts: RunOptions, suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
+    safe = [s.name for s in registry if not s.side_effects]
+    return SimulatedModel(tiers, suite.scenarios, rng, safe_tools=safe)
+
+
+def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunResult:
+    """Validate everything, run every episode, and write the run directory."""
+    if registry is None:
+        from agentlab.tools.support import registry as support_registry
+
+        registry = support_registry
+    suite_path = Path(opts.suite)
+    suite = load_suite(suite_path, registry)
+    if opts.only:
+        unknown = sorted(set(opts.only) - {s.id for s in suite.scenarios})
+        if unknown:
+            raise InputError(str(suite_path), "--only", f"no scenario named {', '.join(unknown)}")
+        suite = suite.only(opts.only)
+    tiers_path = Path(opts.tiers) if opts.tiers else find_tiers(suite_path)
+    tiers = load_tiers(tiers_path)
+    tier = opts.tier or tiers.default
+    if tier not in tiers.tiers:
+        raise InputError(str(tiers_path), "--tier", f"unknown tier {tier!r} (tiers: {', '.join(tiers.order)})")
+    if opts.epochs < 1:
+        raise InputError("--epochs", "", "must be at least 1")
+
+    run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier)
+    run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}")
+    prepare_run_dir(run_dir)
+    config = {
+        "run_id": run_id,
+        "agentlab_version": agentlab.__version__,
+        **opts.model_dump(),
+        "tiers": str(tiers_path),
+        "tier": tier,
+        "suite_digest": suite.digest,
+    }
+    (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+    partial = run_dir / "events.jsonl.partial"
+    started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
+    with Recorder(run_id, partial) as recorder:
+        loop = VirtualTimeLoop()
+        try:
+            loop.run_until_complete(
+                _run_episodes(suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite")
+            )
+        finally:
+            loop.close()
+    wall = time.perf_counter() - started
+
+    events = read_events(partial)
+    summary = summarize(
+        events,
+        suite=suite.name,
+        seed=opts.seed,
+        epochs=opts.epochs,
+        wall_seconds=wall,
+        extra={"run_id": run_id, "strategy": opts.strategy, "tier": tier, "llm": opts.llm},
+    )
+    os.replace(partial, run_dir / "events.jsonl")
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, run_dir / "summary.json")
+    return RunResult(run_dir=run_dir, run_id=run_id, summary=summary)
+
+
+async def _run_episodes(
+    suite: Suite,
+    tiers: TierTable,
+    tier: str,
+    opts: RunOptions,
+    registry: ToolRegistry,
+    recorder: Recorder,
+    memory_path: Path,
+) -> None:
+    rng = RngTree(opts.seed)
+    clock = Clock()
+    template = build_template(suite.world)
+    memory = MemoryManager(memory_path)
+    agent = AgentSystem(
+        model=build_model(opts, suite, tiers, rng, registry),
+        registry=registry,
+        tiers=tiers,
+        recorder=recorder,
+        tier=tier,
+        strategy=opts.strategy,
+        memory=memory,
+        rng=rng,
+        clock=clock,
+    )
+    expected: dict[str, dict[str, Any]] = {}
+    total = len(suite.scenarios) * opts.epochs
+    try:
+        with tqdm(total=total, disable=not opts.progress, delay=1.0, unit="ep", desc=suite.name) as bar:
+            for epoch in range(opts.epochs):
+                for scenario in suite.scenarios:
+                    if scenario.id not in expected:
+                        expected[scenario.id] = await expected_state(scenario, template, registry)
+                    await run_episode(
+                        agent, scenario, epoch, template, suite, rng, clock, expected[scenario.id], opts.strategy, tier
+                    )
+                    bar.update()
+    finally:
+        memory.close()
+        template.close()
+
+
+async def run_episode(
+    agent: AgentSystem,
+    scenario: Scenario,
+    epoch: int,
+    template: Any,
+    suite: Suite,
+    rng: RngTree,
+    clock: Clock,
+    expected: dict[str, Any],
+    strategy: str,
+    tier: str,
+) -> None:
+    episode_id = f"{scenario.id}#{epoch}"
+    trace = EpisodeTrace(agent.recorder, episode_id, clock)
+    trace.emit(
+        EpisodeStarted(
+            scenario_id=scenario.id,
+            category=scenario.category,
+            epoch=epoch,
+            strategy=strategy,
+            tier=tier,
+            user_id=scenario.user.id,
+            request=scenario.request,
+        )
+    )
+    world = World.from_template(
+        template,
+        scenario.world,
+        clock=clock,
+        rng=rng.child("world", episode_id).random(),
+        environment=suite.environment,
+    )
+    try:
+        request = AgentRequest(
+            user=User(id=scenario.user.id, role=scenario.user.role or "", permissions=scenario.permissions),
+            text=scenario.request,
+            session_id=episode_id,
+            budget_usd=scenario.budget_usd or 0.0,
+            max_turns=scenario.max_turns or 12,
+            tags={"scenario_id": scenario.id, "episode_id": episode_id},
+        )
+        response = await agent.handle(request, episode_id=episode_id, env=world)
+        grade = Evaluator.grade(
+            answer=response.text,
+            end_state=world.snapshot(),
+            expected_state=expected,
+            answer_contains=scenario.expect.answer_contains,
+            answer_excludes=scenario.expect.answer_excludes,
+        )
+    finally:
+        world.close()
+    trace.emit(
+        EpisodeGraded(
+            scenario_id=scenario.id,
+            category=scenario.category,
+            epoch=epoch,
+            success=grade.success,
+            world_ok=grade.world_ok,
+            answer_ok=grade.answer_ok,
+            status=response.status,
+            reasons=grade.reasons,
+        )
+    )

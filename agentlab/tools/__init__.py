@@ -1,0 +1,5 @@
+"""Tools: the registry, and the customer-support tools that act on the simulated world."""
+
+from agentlab.tools.registry import ToolRegistry, ToolSpec
+
+__all__ = ["ToolRegistry", "ToolSpec"]

@@ -1,0 +1,241 @@
+"""The customer-support tools, acting on the simulated :class:`~agentlab.world.World`.
+
+Each tool first pays its simulated infrastructure cost (``world.io``: latency and intrinsic
+flakiness), then runs its reads and writes in one savepoint, and records every side effect in
+the world's ledger. Tools raise :class:`ToolFailed` for business-rule refusals (retrying will not
+help) and :class:`ToolTransientError` for upstream hiccups.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from agentlab.errors import ToolFailed
+from agentlab.tools.context import ToolContext
+from agentlab.tools.registry import ToolRegistry
+
+registry = ToolRegistry()
+
+
+def _order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+    row = ctx.world.one("SELECT * FROM orders WHERE id = ?", order_id)
+    if row is None:
+        raise ToolFailed(f"order {order_id} not found")
+    return row
+
+
+def _customer(ctx: ToolContext, customer_id: str) -> dict[str, Any]:
+    row = ctx.world.one("SELECT * FROM customers WHERE id = ?", customer_id)
+    if row is None:
+        raise ToolFailed(f"customer {customer_id} not found")
+    return row
+
+
+def _effect(ctx: ToolContext, tool: str, args: dict[str, Any], action: str = "apply") -> None:
+    ctx.world.record_effect(tool, args, action=action, call_id=ctx.call_id, key=ctx.idempotency_key)
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+
+@registry.tool(permissions=["orders:read"], timeout_s=10)
+async def lookup_order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+    """Look up an order by id: status, total, amount refunded so far, address and notes."""
+    await ctx.world.io("lookup_order")
+    return _order(ctx, order_id)
+
+
+@registry.tool(permissions=["customers:read"], timeout_s=10, redact=["phone"])
+async def get_customer(ctx: ToolContext, customer_id: str) -> dict[str, Any]:
+    """Get a customer's profile and the ids of their orders."""
+    await ctx.world.io("get_customer")
+    row = _customer(ctx, customer_id)
+    orders = ctx.world.all("SELECT id FROM orders WHERE customer_id = ? ORDER BY id", customer_id)
+    return {**row, "order_ids": [o["id"] for o in orders]}
+
+
+@registry.tool(permissions=["customers:read"], timeout_s=10)
+async def search_customers(ctx: ToolContext, query: str) -> dict[str, Any]:
+    """Find customers whose name or email contains the query (case-insensitive)."""
+    await ctx.world.io("search_customers")
+    like = f"%{query.lower()}%"
+    rows = ctx.world.all(
+        "SELECT * FROM customers WHERE lower(name) LIKE ? OR lower(email) LIKE ? ORDER BY id", like, like
+    )
+    return {"matches": rows}
+
+
+@registry.tool(permissions=["inventory:read"], timeout_s=10)
+async def check_inventory(ctx: ToolContext, product_id: str) -> dict[str, Any]:
+    """Check a product's name, price and units in stock."""
+    await ctx.world.io("check_inventory")
+    row = ctx.world.one("SELECT id AS product_id, name, price, stock FROM products WHERE id = ?", product_id)
+    if row is None:
+        raise ToolFailed(f"product {product_id} not found")
+    return row
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _rank(rows: list[dict[str, Any]], query: str, k: int = 3) -> list[dict[str, Any]]:
+    words = set(_WORD.findall(query.lower()))
+    scored = []
+    for i, row in enumerate(rows):
+        text = set(_WORD.findall(f"{row['title']} {row['body']}".lower()))
+        overlap = len(words & text)
+        if overlap:
+            scored.append((-overlap, i, row))
+    scored.sort(key=lambda s: (s[0], s[1]))
+    return [row for _, _, row in scored[:k]]
+
+
+@registry.tool(permissions=["kb:read"], timeout_s=10)
+async def kb_search(ctx: ToolContext, query: str) -> dict[str, Any]:
+    """Search the internal knowledge base (policies, shipping, returns, warranty)."""
+    await ctx.world.io("kb_search")
+    return {"articles": _rank(ctx.world.all("SELECT * FROM kb_articles ORDER BY id"), query)}
+
+
+@registry.tool(permissions=["web:read"], timeout_s=15, external=True, fallback="kb_search", cost_usd=0.002)
+async def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
+    """Search the public web (carriers, manufacturers). External and flaky; falls back to kb_search."""
+    await ctx.world.io("web_search")
+    rows = _rank(ctx.world.all("SELECT * FROM web_pages ORDER BY id"), query)
+    return {"results": [{"url": r["url"], "title": r["title"], "body": r["body"]} for r in rows]}
+
+
+# --- writes ----------------------------------------------------------------------------------------
+
+
+@registry.tool(permissions=["refunds"], timeout_s=20, idempotent=False, side_effects=True)
+async def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
+    """Refund part or all of an order's total to the customer's original payment method."""
+    await ctx.world.io("issue_refund")
+    with ctx.world.transaction() as w:
+        order = _order(ctx, order_id)
+        if order["status"] == "cancelled":
+            raise ToolFailed(f"order {order_id} is cancelled and cannot be refunded")
+        remaining = round(order["total"] - order["refunded"], 2)
+        if amount <= 0 or round(amount, 2) > remaining:
+            raise ToolFailed(f"refund amount {amount:.2f} must be > 0 and <= {remaining:.2f} for {order_id}")
+        refund_id = w.next_id("refunds", "RF")
+        w.execute(
+            "INSERT INTO refunds (id, order_id, amount, reason, t) VALUES (?, ?, ?, ?, ?)",
+            refund_id,
+            order_id,
+            round(amount, 2),
+            reason,
+            w.now(),
+        )
+        refunded = round(order["refunded"] + amount, 2)
+        w.execute("UPDATE orders SET refunded = ? WHERE id = ?", refunded, order_id)
+        _effect(ctx, "issue_refund", {"order_id": order_id, "amount": round(amount, 2)})
+    return {"refund_id": refund_id, "order_id": order_id, "amount": round(amount, 2), "refunded_total": refunded}
+
+
+async def _undo_cancel(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
+    with ctx.world.transaction() as w:
+        order = _order(ctx, args["order_id"])
+        w.execute("UPDATE orders SET status = ? WHERE id = ?", result["previous_status"], order["id"])
+        w.execute("UPDATE products SET stock = stock - ? WHERE id = ?", order["quantity"], order["product_id"])
+        _effect(ctx, "cancel_order", {"order_id": order["id"]}, action="compensate")
+
+
+@registry.tool(permissions=["orders:write"], timeout_s=20, side_effects=True, rollback=_undo_cancel)
+async def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dict[str, Any]:
+    """Cancel an order that has not shipped yet and put its items back in stock."""
+    await ctx.world.io("cancel_order")
+    with ctx.world.transaction() as w:
+        order = _order(ctx, order_id)
+        if order["status"] != "processing":
+            raise ToolFailed(f"order {order_id} is {order['status']}; only processing orders can be cancelled")
+        w.execute("UPDATE orders SET status = 'cancelled' WHERE id = ?", order_id)
+        w.execute("UPDATE products SET stock = stock + ? WHERE id = ?", order["quantity"], order["product_id"])
+        _effect(ctx, "cancel_order", {"order_id": order_id})
+    return {"order_id": order_id, "status": "cancelled", "previous_status": order["status"]}
+
+
+async def _undo_address(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
+    with ctx.world.transaction() as w:
+        w.execute("UPDATE customers SET address = ? WHERE id = ?", result["previous_address"], args["customer_id"])
+        _effect(ctx, "update_address", {"customer_id": args["customer_id"]}, action="compensate")
+
+
+@registry.tool(permissions=["customers:write"], timeout_s=20, side_effects=True, rollback=_undo_address)
+async def update_address(ctx: ToolContext, customer_id: str, address: str) -> dict[str, Any]:
+    """Change a customer's shipping address (orders already shipped keep the old one)."""
+    await ctx.world.io("update_address")
+    with ctx.world.transaction() as w:
+        customer = _customer(ctx, customer_id)
+        w.execute("UPDATE customers SET address = ? WHERE id = ?", address, customer_id)
+        w.execute("UPDATE orders SET address = ? WHERE customer_id = ? AND status = 'processing'", address, customer_id)
+        _effect(ctx, "update_address", {"customer_id": customer_id, "address": address})
+    return {"customer_id": customer_id, "address": address, "previous_address": customer["address"]}
+
+
+@registry.tool(
+    permissions=["email:send"], timeout_s=20, idempotent=False, side_effects=True, cost_usd=0.0001, redact=["body"]
+)
+async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
+    """Send an email to a customer. Cannot be unsent."""
+    await ctx.world.io("send_email")
+    with ctx.world.transaction() as w:
+        _customer(ctx, customer_id)
+        email_id = w.next_id("emails", "EM")
+        w.execute(
+            "INSERT INTO emails (id, customer_id, subject, body, t) VALUES (?, ?, ?, ?, ?)",
+            email_id,
+            customer_id,
+            subject,
+            body,
+            w.now(),
+        )
+        _effect(ctx, "send_email", {"customer_id": customer_id, "subject": subject})
+    return {"email_id": email_id, "customer_id": customer_id}
+
+
+@registry.tool(permissions=["tickets:write"], timeout_s=20, idempotent=False, side_effects=True)
+async def create_ticket(
+    ctx: ToolContext,
+    customer_id: str,
+    subject: str,
+    body: str,
+    priority: Literal["low", "normal", "high", "urgent"] = "normal",
+) -> dict[str, Any]:
+    """Open a follow-up ticket for the support team."""
+    await ctx.world.io("create_ticket")
+    with ctx.world.transaction() as w:
+        _customer(ctx, customer_id)
+        ticket_id = w.next_id("tickets", "TK")
+        w.execute(
+            "INSERT INTO tickets (id, customer_id, subject, body, priority, status, t) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ticket_id,
+            customer_id,
+            subject,
+            body,
+            priority,
+            "open",
+            w.now(),
+        )
+        _effect(ctx, "create_ticket", {"customer_id": customer_id, "priority": priority})
+    return {"ticket_id": ticket_id, "customer_id": customer_id, "priority": priority}
+
+
+@registry.tool(permissions=["escalate"], timeout_s=20, idempotent=False, side_effects=True)
+async def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> dict[str, Any]:
+    """Hand the conversation to a human agent."""
+    await ctx.world.io("escalate_to_human")
+    with ctx.world.transaction() as w:
+        _customer(ctx, customer_id)
+        esc_id = w.next_id("escalations", "ESC")
+        w.execute(
+            "INSERT INTO escalations (id, customer_id, reason, t) VALUES (?, ?, ?, ?)",
+            esc_id,
+            customer_id,
+            reason,
+            w.now(),
+        )
+        _effect(ctx, "escalate_to_human", {"customer_id": customer_id})
+    return {"escalation_id": esc_id, "customer_id": customer_id}

@@ -1,0 +1,198 @@
+"""The typed events of a trace.
+
+Everything the agent decides is one of these. They are slotted dataclasses rather than pydantic
+models because a sweep emits millions of them and a dataclass is several times cheaper to build;
+orjson serialises them natively. ``kind`` names the event in the JSONL file.
+
+Field conventions: ``t`` is simulated seconds; money is USD; ``call_id`` ties a tool call's start,
+permission check, retries and end together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    seq: int = 0
+    t: float = 0.0
+    kind: str = "event"
+    run_id: str = ""
+    episode_id: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class EpisodeStarted(Event):
+    kind: str = "episode_started"
+    scenario_id: str
+    category: str
+    epoch: int
+    strategy: str
+    tier: str
+    user_id: str
+    request: str
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestAdmitted(Event):
+    kind: str = "request_admitted"
+    user_id: str
+    role: str
+    budget_usd: float
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestRefused(Event):
+    kind: str = "request_refused"
+    user_id: str
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class MemoryLoaded(Event):
+    kind: str = "memory_loaded"
+    user_id: str
+    session_id: str
+    items: int
+
+
+@dataclass(slots=True, kw_only=True)
+class MemorySaved(Event):
+    kind: str = "memory_saved"
+    user_id: str
+    session_id: str
+    items: int
+
+
+@dataclass(slots=True, kw_only=True)
+class PlanMade(Event):
+    kind: str = "plan"
+    strategy: str
+    revision: int
+    steps: list[dict[str, Any]]
+    has_answer: bool
+
+
+@dataclass(slots=True, kw_only=True)
+class BudgetChecked(Event):
+    kind: str = "budget_check"
+    scope: str
+    estimate_usd: float
+    spent_usd: float
+    limit_usd: float
+    allowed: bool
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelCalled(Event):
+    kind: str = "model_call"
+    purpose: str
+    tier: str
+    model: str
+    attempt: int
+    ok: bool
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    stop_reason: str | None = None
+    tool_calls: int = 0
+    error_type: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class PermissionChecked(Event):
+    kind: str = "permission_check"
+    call_id: str
+    tool: str
+    user_id: str
+    required: list[str]
+    decision: str
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallStarted(Event):
+    kind: str = "tool_call_start"
+    call_id: str
+    tool: str
+    attempt: int
+    args: dict[str, Any] | None
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallEnded(Event):
+    kind: str = "tool_call_end"
+    call_id: str
+    tool: str
+    attempt: int
+    ok: bool
+    latency_s: float
+    cost_usd: float = 0.0
+    error_type: str | None = None
+    error: str | None = None
+    degraded_from: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StepRejected(Event):
+    """A model-proposed step that never reached a tool (unknown tool, bad arguments, denied)."""
+
+    kind: str = "step_rejected"
+    call_id: str
+    tool: str
+    error_type: str
+    error: str
+
+
+@dataclass(slots=True, kw_only=True)
+class RetryScheduled(Event):
+    kind: str = "retry"
+    target: str
+    attempt: int
+    delay_s: float
+    error_type: str
+
+
+@dataclass(slots=True, kw_only=True)
+class Evaluated(Event):
+    kind: str = "evaluation"
+    target: str
+    score: float
+    passed: bool
+    reason: str
+    call_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RecoveryAction(Event):
+    kind: str = "recovery"
+    action: str
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class FinalResponse(Event):
+    kind: str = "final_response"
+    status: str
+    text: str
+    turns: int
+
+
+@dataclass(slots=True, kw_only=True)
+class EpisodeGraded(Event):
+    """Written by the simulator (not the agent) after comparing the outcome with the scenario."""
+
+    kind: str = "episode_graded"
+    scenario_id: str
+    category: str
+    epoch: int
+    success: bool
+    world_ok: bool
+    answer_ok: bool
+    status: str
+    reasons: list[str] = field(default_factory=list)

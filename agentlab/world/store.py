@@ -1,0 +1,187 @@
+"""The world's embedded store: SQLite, so side effects, transactions and rollbacks are real.
+
+Each episode gets its own in-memory database, copied page-by-page from a template built once
+per suite (``sqlite3.Connection.backup``), then patched with the scenario's changes. Every
+side effect a tool applies is also appended to the ``effects`` ledger — the world's own record,
+which later checks (duplicate side effects, unauthorized calls) read instead of trusting the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from agentlab.errors import ToolTransientError
+from agentlab.world.model import ROW_MODELS, Environment, WorldSpec
+
+SCHEMA = """
+CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT, email TEXT, phone TEXT, address TEXT, tier TEXT);
+CREATE TABLE products (id TEXT PRIMARY KEY, name TEXT, price REAL, stock INTEGER);
+CREATE TABLE orders (id TEXT PRIMARY KEY, customer_id TEXT, product_id TEXT, quantity INTEGER,
+                     total REAL, status TEXT, refunded REAL, address TEXT, note TEXT);
+CREATE TABLE kb_articles (id TEXT PRIMARY KEY, title TEXT, body TEXT);
+CREATE TABLE web_pages (id TEXT PRIMARY KEY, url TEXT, title TEXT, body TEXT);
+CREATE TABLE refunds (id TEXT PRIMARY KEY, order_id TEXT, amount REAL, reason TEXT, t REAL);
+CREATE TABLE emails (id TEXT PRIMARY KEY, customer_id TEXT, subject TEXT, body TEXT, t REAL);
+CREATE TABLE tickets (id TEXT PRIMARY KEY, customer_id TEXT, subject TEXT, body TEXT, priority TEXT,
+                      status TEXT, t REAL);
+CREATE TABLE escalations (id TEXT PRIMARY KEY, customer_id TEXT, reason TEXT, t REAL);
+CREATE TABLE effects (seq INTEGER PRIMARY KEY, t REAL, tool TEXT, action TEXT, call_id TEXT,
+                      idempotency_key TEXT, args TEXT);
+"""
+
+STATE_TABLES = ("customers", "products", "orders", "refunds", "emails", "tickets", "escalations")
+# Free text and timestamps differ between equally correct runs; end-state comparison ignores them.
+VOLATILE_COLUMNS = frozenset({"t", "subject", "body", "reason"})
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def build_template(spec: WorldSpec) -> sqlite3.Connection:
+    """An in-memory database holding ``spec``; copied for every episode."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.executescript(SCHEMA)
+    conn.execute("BEGIN")
+    for table, rows in spec.model_dump().items():
+        for row in rows:
+            cols = ", ".join(row)
+            conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    conn.execute("COMMIT")
+    return conn
+
+
+class World:
+    """One episode's world: a SQLite connection plus its latency/flakiness environment."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        clock: Any = None,
+        rng: random.Random | None = None,
+        environment: Environment | None = None,
+        simulate_io: bool = True,
+    ) -> None:
+        self.conn = conn
+        self.simulate_io = simulate_io
+        self.conn.row_factory = _dict_row
+        self.clock = clock
+        self.rng = rng or random.Random(0)
+        self.env = environment or Environment()
+        self._depth = 0
+
+    @classmethod
+    def from_template(
+        cls,
+        template: sqlite3.Connection,
+        patch: dict[str, list[dict[str, Any]]] | None = None,
+        **kwargs: Any,
+    ) -> World:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        template.backup(conn)
+        world = cls(conn, **kwargs)
+        if patch:
+            world.apply_patch(patch)
+        return world
+
+    # --- time and infrastructure behaviour ----------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.now() if self.clock is not None else 0.0
+
+    async def io(self, tool: str) -> None:
+        """Simulate the network/database latency of ``tool`` and its intrinsic flakiness."""
+        if not self.simulate_io:
+            return
+        profile = self.env.latency.get(tool, self.env.default_latency)
+        await asyncio.sleep(profile.sample(self.rng))
+        rate = self.env.flaky.get(tool, 0.0)
+        if rate and self.rng.random() < rate:
+            raise ToolTransientError(f"{tool}: upstream returned 503 Service Unavailable")
+
+    # --- data access ----------------------------------------------------------------------------
+
+    def one(self, sql: str, *params: Any) -> dict[str, Any] | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def all(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, *params: Any) -> None:
+        self.conn.execute(sql, params)
+
+    def next_id(self, table: str, prefix: str) -> str:
+        row = self.one(f"SELECT COUNT(*) AS n FROM {table}")
+        return f"{prefix}-{(row['n'] if row else 0) + 1:04d}"
+
+    @contextmanager
+    def transaction(self) -> Iterator[World]:
+        """A savepoint: everything inside commits together or not at all."""
+        name = f"sp{self._depth}"
+        self._depth += 1
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    def record_effect(
+        self, tool: str, args: dict[str, Any], *, action: str = "apply", call_id: str = "", key: str | None = None
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO effects (t, tool, action, call_id, idempotency_key, args) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.now(), tool, action, call_id, key, orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()),
+        )
+
+    def effects(self) -> list[dict[str, Any]]:
+        return self.all("SELECT * FROM effects ORDER BY seq")
+
+    # --- patches and snapshots ------------------------------------------------------------------
+
+    def apply_patch(self, patch: dict[str, list[dict[str, Any]]]) -> None:
+        """Merge rows by id: update the given fields of existing rows, insert new complete rows."""
+        with self.transaction():
+            for table, rows in patch.items():
+                for row in rows:
+                    existing = self.one(f"SELECT * FROM {table} WHERE id = ?", row["id"])
+                    if existing is None:
+                        full = ROW_MODELS[table].model_validate(row).model_dump()
+                        cols = ", ".join(full)
+                        self.execute(
+                            f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(full))})", *full.values()
+                        )
+                    else:
+                        merged = ROW_MODELS[table].model_validate({**existing, **row}).model_dump()
+                        sets = ", ".join(f"{c} = ?" for c in merged if c != "id")
+                        self.execute(
+                            f"UPDATE {table} SET {sets} WHERE id = ?",
+                            *[v for c, v in merged.items() if c != "id"],
+                            row["id"],
+                        )
+
+    def snapshot(self, ignore: frozenset[str] = VOLATILE_COLUMNS) -> dict[str, list[dict[str, Any]]]:
+        """The comparable end state: every state table, rows sorted by id, volatile columns dropped."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for table in STATE_TABLES:
+            rows = self.all(f"SELECT * FROM {table} ORDER BY id")
+            out[table] = [
+                {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items() if k not in ignore} for r in rows
+            ]
+        return out
+
+    def close(self) -> None:
+        self.conn.close()
