@@ -20,6 +20,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from pydantic import ValidationError
+
 from agentlab.components.cost import CostController, RequestBudget
 from agentlab.components.evaluator import Evaluator, Score
 from agentlab.components.memory import MemoryManager
@@ -32,7 +34,15 @@ from agentlab.components.sandbox import ExecutionSandbox
 from agentlab.errors import BudgetExceeded, ModelError, StepError
 from agentlab.llm.history import tool_error_content, tool_result_content
 from agentlab.llm.tiers import TierProfile, TierTable
-from agentlab.llm.types import Message, ModelClient, ModelRequest, ModelResponse, ToolCall, ToolDefinition
+from agentlab.llm.types import (
+    Message,
+    ModelClient,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolDefinition,
+    message_chars,
+)
 from agentlab.sim.clock import Clock
 from agentlab.sim.rng import RngTree
 from agentlab.tools.context import ToolContext
@@ -87,6 +97,13 @@ class Episode:
         self.succeeded: set[str] = set()
         self._calls = 0
         self._rng: random.Random | None = None
+        self.prompt_chars = sum(message_chars(m) for m in messages)
+        self.tool_tokens = sum(t.tokens for t in tools)
+
+    def add(self, message: Message) -> None:
+        """Append to the conversation, keeping the running prompt size (no rescans per call)."""
+        self.messages.append(message)
+        self.prompt_chars += message_chars(message)
 
     def rng(self) -> random.Random:
         if self._rng is None:
@@ -96,18 +113,105 @@ class Episode:
     # --- the planner's two powers ----------------------------------------------------------------
 
     async def call_model(self, purpose: str, *, response_format: str = "text", tools: bool = True) -> ModelResponse:
-        return await self.system._call_model(self, purpose, response_format, tools)
+        """One model call: budget-checked and priced by the Cost Controller, retried by the Recovery Handler."""
+        system, trace = self.system, self.trace
+        profile, tier = system.profile, system.tier
+        request = ModelRequest(
+            tier=tier,
+            model=profile.model,
+            messages=tuple(self.messages),
+            tools=self.tools if tools else (),
+            response_format=response_format,  # type: ignore[arg-type]
+            max_tokens=system.max_tokens,
+            purpose=purpose,
+            metadata=self.request.tags,
+            prompt_tokens_hint=self.prompt_chars // 4 + (self.tool_tokens if tools else 0),
+        )
+        estimate = system.cost.check_model(self.budget, request, profile, trace)
+
+        async def attempt(n: int) -> ModelResponse:
+            try:
+                response = await system.model.complete(request)
+            except ModelError as exc:
+                trace.emit(
+                    ModelCalled(
+                        purpose=purpose,
+                        tier=tier,
+                        model=profile.model,
+                        attempt=n,
+                        ok=False,
+                        estimate_usd=estimate,
+                        error_type=exc.type_name,
+                        error=str(exc),
+                    )
+                )
+                raise
+            usage = response.usage
+            cost = response.cost_usd if response.cost_usd is not None else system.cost.price(profile, usage)
+            system.cost.charge(self.budget, cost)
+            trace.emit(
+                ModelCalled(
+                    purpose=purpose,
+                    tier=tier,
+                    model=response.model,
+                    attempt=n,
+                    ok=True,
+                    estimate_usd=estimate,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cached_tokens=usage.cached_tokens,
+                    cost_usd=cost,
+                    latency_s=response.latency_s,
+                    stop_reason=response.stop_reason,
+                    tool_calls=len(response.tool_calls),
+                )
+            )
+            return response
+
+        try:
+            return await attempt(1)
+        except ModelError as exc:
+            return await system.recovery.retry(attempt, exc, target=f"model:{tier}", trace=trace, rng=self.rng)
 
     async def run_step(self, call: ToolCall) -> StepOutcome:
-        outcome = await self.system._run_step(self, call)
-        content = (
-            tool_result_content(outcome.result)
-            if outcome.ok
-            else tool_error_content(outcome.error_type or "Error", outcome.error or "")
+        """One step: routed and validated, permission-checked, executed (retries, then fallback), scored.
+
+        The outcome is also appended to the conversation as the tool's message.
+        """
+        system, trace = self.system, self.trace
+        self._calls += 1
+        call_id = f"c{self._calls}"
+        outcome: StepOutcome
+        try:
+            spec = system.router.resolve(call)
+            args = system.router.validate(spec, call)
+        except StepError as exc:
+            trace.emit(StepRejected(call_id=call_id, tool=call.name, error_type=exc.type_name, error=str(exc)))
+            outcome = StepOutcome(call_id, call.name, False, error_type=exc.type_name, error=str(exc))
+        else:
+            if not system.gate.check(self.user, spec, args, call_id, trace).allowed:
+                error = f"user {self.user.id} may not use {spec.name}"
+                trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="PermissionDenied", error=error))
+                outcome = StepOutcome(call_id, spec.name, False, error_type="PermissionDenied", error=error)
+            else:
+                try:
+                    result, attempts = await self._execute(spec, args, call_id)
+                    outcome = StepOutcome(call_id, spec.name, True, result=result, attempts=attempts)
+                    self.succeeded.add(spec.name)
+                except StepError as exc:
+                    outcome = StepOutcome(call_id, spec.name, False, error_type=exc.type_name, error=str(exc))
+                    fallback = system.router.fallback_for(spec)
+                    if exc.transient and fallback is not None:
+                        outcome = await self._degrade(spec, fallback, args, call_id, outcome)
+        score = system.evaluator.score_step(outcome)
+        trace.emit(
+            Evaluated(target="step", score=score.score, passed=score.passed, reason=score.reason, call_id=call_id)
         )
-        self.messages.append(
-            Message(role="tool", content=content, tool_call_id=call.id, name=outcome.executed_as or call.name)
-        )
+        if outcome.ok:
+            content = tool_result_content(outcome.result)
+        else:
+            content = tool_error_content(outcome.error_type or "Error", outcome.error or "")
+        self.add(Message(role="tool", content=content, tool_call_id=call.id, name=outcome.executed_as or call.name))
         return outcome
 
     def evaluate_answer(self, text: str) -> Score:
@@ -115,9 +219,73 @@ class Episode:
         self.trace.emit(Evaluated(target="response", score=score.score, passed=score.passed, reason=score.reason))
         return score
 
-    def next_call_id(self) -> str:
-        self._calls += 1
-        return f"c{self._calls}"
+    async def _execute(
+        self, spec: ToolSpec, args: dict[str, Any], call_id: str, degraded_from: str | None = None
+    ) -> tuple[Any, int]:
+        system, trace = self.system, self.trace
+        system.cost.check_tool(self.budget, spec.name, spec.cost_usd, trace)
+        ctx = ToolContext(world=self.env, call_id=call_id, user_id=self.user.id)
+        now = trace.now
+        logged_args = {k: ("***" if k in spec.redact else v) for k, v in args.items()} if spec.redact else args
+        attempts = 0
+
+        async def attempt(n: int) -> Any:
+            nonlocal attempts
+            attempts = n
+            trace.emit(ToolCallStarted(call_id=call_id, tool=spec.name, attempt=n, args=logged_args))
+            start = now()
+            try:
+                result = await system.sandbox.execute(spec, args, ctx)
+            except StepError as exc:
+                trace.emit(
+                    ToolCallEnded(
+                        call_id=call_id,
+                        tool=spec.name,
+                        attempt=n,
+                        ok=False,
+                        latency_s=now() - start,
+                        error_type=exc.type_name,
+                        error=str(exc),
+                        degraded_from=degraded_from,
+                    )
+                )
+                raise
+            system.cost.charge(self.budget, spec.cost_usd)
+            trace.emit(
+                ToolCallEnded(
+                    call_id=call_id,
+                    tool=spec.name,
+                    attempt=n,
+                    ok=True,
+                    latency_s=now() - start,
+                    cost_usd=spec.cost_usd,
+                    degraded_from=degraded_from,
+                )
+            )
+            return result
+
+        try:
+            result = await attempt(1)
+        except StepError as exc:
+            result = await system.recovery.retry(attempt, exc, target=f"tool:{spec.name}", trace=trace, rng=self.rng)
+        return result, attempts
+
+    async def _degrade(
+        self, spec: ToolSpec, fallback: ToolSpec, args: dict[str, Any], call_id: str, failed: StepOutcome
+    ) -> StepOutcome:
+        """Answer a failed call with the tool's fallback, if the user may use it and the arguments fit."""
+        try:
+            fb_args = fallback.args_model.model_validate(args).__dict__
+        except ValidationError:
+            return failed
+        if not self.system.gate.check(self.user, fallback, fb_args, call_id, self.trace).allowed:
+            return failed
+        try:
+            result, attempts = await self._execute(fallback, fb_args, call_id, degraded_from=spec.name)
+        except StepError:
+            return failed
+        self.succeeded.add(spec.name)
+        return StepOutcome(call_id, spec.name, True, result=result, executed_as=fallback.name, attempts=attempts)
 
 
 class AgentSystem:
@@ -209,158 +377,3 @@ class AgentSystem:
         trace.emit(MemorySaved(user_id=request.user.id, session_id=request.session_id, items=saved))
         trace.emit(FinalResponse(status=status, text=text, turns=turns))
         return AgentResponse(status=status, text=text, turns=turns, cost_usd=budget.spent_usd)
-
-    # --- model calls -----------------------------------------------------------------------------
-
-    async def _call_model(self, ep: Episode, purpose: str, response_format: str, with_tools: bool) -> ModelResponse:
-        request = ModelRequest(
-            tier=self.tier,
-            model=self.profile.model,
-            messages=tuple(ep.messages),
-            tools=ep.tools if with_tools else (),
-            response_format=response_format,  # type: ignore[arg-type]
-            max_tokens=self.max_tokens,
-            purpose=purpose,
-            metadata=ep.request.tags,
-        )
-        self.cost.check_model(ep.budget, request, self.profile, ep.trace)
-        profile, trace = self.profile, ep.trace
-
-        async def attempt(n: int) -> ModelResponse:
-            try:
-                response = await self.model.complete(request)
-            except ModelError as exc:
-                trace.emit(
-                    ModelCalled(
-                        purpose=purpose,
-                        tier=self.tier,
-                        model=profile.model,
-                        attempt=n,
-                        ok=False,
-                        error_type=exc.type_name,
-                        error=str(exc),
-                    )
-                )
-                raise
-            cost = response.cost_usd if response.cost_usd is not None else self.cost.price(profile, response.usage)
-            self.cost.charge(ep.budget, cost)
-            usage = response.usage
-            trace.emit(
-                ModelCalled(
-                    purpose=purpose,
-                    tier=self.tier,
-                    model=response.model,
-                    attempt=n,
-                    ok=True,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cached_tokens=usage.cached_tokens,
-                    cost_usd=cost,
-                    latency_s=response.latency_s,
-                    stop_reason=response.stop_reason,
-                    tool_calls=len(response.tool_calls),
-                )
-            )
-            return response
-
-        return await self.recovery.run(attempt, target=f"model:{self.tier}", trace=trace, rng=ep.rng)
-
-    # --- steps -----------------------------------------------------------------------------------
-
-    async def _run_step(self, ep: Episode, call: ToolCall) -> StepOutcome:
-        call_id = ep.next_call_id()
-        trace = ep.trace
-        try:
-            spec = self.router.resolve(call)
-            args = self.router.validate(spec, call)
-        except StepError as exc:
-            trace.emit(StepRejected(call_id=call_id, tool=call.name, error_type=exc.type_name, error=str(exc)))
-            return self._scored(ep, StepOutcome(call_id, call.name, False, error_type=exc.type_name, error=str(exc)))
-        if not self.gate.check(ep.user, spec, args, call_id, trace).allowed:
-            error = f"user {ep.user.id} may not use {spec.name}"
-            trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="PermissionDenied", error=error))
-            return self._scored(ep, StepOutcome(call_id, spec.name, False, error_type="PermissionDenied", error=error))
-
-        try:
-            result, attempts = await self._execute(ep, spec, args, call_id)
-            outcome = StepOutcome(call_id, spec.name, True, result=result, attempts=attempts)
-        except StepError as exc:
-            outcome = StepOutcome(call_id, spec.name, False, error_type=exc.type_name, error=str(exc))
-            fallback = self.router.fallback_for(spec)
-            if exc.transient and fallback is not None:
-                outcome = await self._degrade(ep, spec, fallback, args, call_id, outcome)
-        if outcome.ok:
-            ep.succeeded.add(spec.name)
-        return self._scored(ep, outcome)
-
-    async def _execute(
-        self, ep: Episode, spec: ToolSpec, args: dict[str, Any], call_id: str, degraded_from: str | None = None
-    ) -> tuple[Any, int]:
-        self.cost.check_tool(ep.budget, spec.name, spec.cost_usd, ep.trace)
-        ctx = ToolContext(world=ep.env, call_id=call_id, user_id=ep.user.id)
-        trace, clock = ep.trace, self.clock
-        logged_args = {k: ("***" if k in spec.redact else v) for k, v in args.items()} if spec.redact else args
-        attempts = 0
-
-        async def attempt(n: int) -> Any:
-            nonlocal attempts
-            attempts = n
-            trace.emit(ToolCallStarted(call_id=call_id, tool=spec.name, attempt=n, args=logged_args))
-            start = clock.now()
-            try:
-                result = await self.sandbox.execute(spec, args, ctx)
-            except StepError as exc:
-                trace.emit(
-                    ToolCallEnded(
-                        call_id=call_id,
-                        tool=spec.name,
-                        attempt=n,
-                        ok=False,
-                        latency_s=clock.now() - start,
-                        error_type=exc.type_name,
-                        error=str(exc),
-                        degraded_from=degraded_from,
-                    )
-                )
-                raise
-            self.cost.charge(ep.budget, spec.cost_usd)
-            trace.emit(
-                ToolCallEnded(
-                    call_id=call_id,
-                    tool=spec.name,
-                    attempt=n,
-                    ok=True,
-                    latency_s=clock.now() - start,
-                    cost_usd=spec.cost_usd,
-                    degraded_from=degraded_from,
-                )
-            )
-            return result
-
-        result = await self.recovery.run(attempt, target=f"tool:{spec.name}", trace=trace, rng=ep.rng)
-        return result, attempts
-
-    async def _degrade(
-        self, ep: Episode, spec: ToolSpec, fallback: ToolSpec, args: dict[str, Any], call_id: str, failed: StepOutcome
-    ) -> StepOutcome:
-        """Answer a failed call with the tool's fallback, if the user may use it and the arguments fit."""
-        try:
-            fb_args = fallback.args_model.model_validate(args).__dict__
-        except Exception:
-            return failed
-        if not self.gate.check(ep.user, fallback, fb_args, call_id, ep.trace).allowed:
-            return failed
-        try:
-            result, attempts = await self._execute(ep, fallback, fb_args, call_id, degraded_from=spec.name)
-        except StepError:
-            return failed
-        return StepOutcome(call_id, spec.name, True, result=result, executed_as=fallback.name, attempts=attempts)
-
-    def _scored(self, ep: Episode, outcome: StepOutcome) -> StepOutcome:
-        score = self.evaluator.score_step(outcome)
-        ep.trace.emit(
-            Evaluated(
-                target="step", score=score.score, passed=score.passed, reason=score.reason, call_id=outcome.call_id
-            )
-        )
-        return outcome

@@ -3,6 +3,9 @@
 Before a model call it estimates the worst case — the actual prompt size plus the full
 ``max_tokens`` of output — so a call that is allowed can never overrun. After the call it charges
 what the usage really cost.
+
+Trace: a refused check is a ``budget_check`` event (nothing else follows it); an allowed check's
+estimate is recorded on the ``model_call`` event it allowed, so the common case costs no extra line.
 """
 
 from __future__ import annotations
@@ -49,36 +52,28 @@ class CostController:
         return allowed
 
     def check_model(self, budget: RequestBudget, request: ModelRequest, profile: TierProfile, trace: Any) -> float:
+        """The call's worst-case cost; raises :class:`BudgetExceeded` (and traces it) if it could overrun."""
         estimate = profile.price(request.prompt_tokens(), request.max_tokens)
-        allowed = budget.spent_usd + estimate <= budget.limit_usd
-        trace.emit(
-            BudgetChecked(
-                scope="request",
-                estimate_usd=estimate,
-                spent_usd=budget.spent_usd,
-                limit_usd=budget.limit_usd,
-                allowed=allowed,
-            )
-        )
-        if not allowed:
-            raise BudgetExceeded("request", estimate, budget.spent_usd, budget.limit_usd)
+        self._require(budget, estimate, trace)
         return estimate
 
     def check_tool(self, budget: RequestBudget, name: str, cost_usd: float, trace: Any) -> None:
-        if not cost_usd:
-            return
-        allowed = budget.spent_usd + cost_usd <= budget.limit_usd
-        trace.emit(
-            BudgetChecked(
-                scope="request",
-                estimate_usd=cost_usd,
-                spent_usd=budget.spent_usd,
-                limit_usd=budget.limit_usd,
-                allowed=allowed,
+        if cost_usd:
+            self._require(budget, cost_usd, trace)
+
+    @staticmethod
+    def _require(budget: RequestBudget, estimate: float, trace: Any) -> None:
+        if budget.spent_usd + estimate > budget.limit_usd:
+            trace.emit(
+                BudgetChecked(
+                    scope="request",
+                    estimate_usd=estimate,
+                    spent_usd=budget.spent_usd,
+                    limit_usd=budget.limit_usd,
+                    allowed=False,
+                )
             )
-        )
-        if not allowed:
-            raise BudgetExceeded("request", cost_usd, budget.spent_usd, budget.limit_usd)
+            raise BudgetExceeded("request", estimate, budget.spent_usd, budget.limit_usd)
 
     @staticmethod
     def price(profile: TierProfile, usage: Usage) -> float:

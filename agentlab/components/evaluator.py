@@ -27,7 +27,7 @@ CLAIMS: dict[str, re.Pattern[str]] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Score:
     score: float
     passed: bool
@@ -43,6 +43,10 @@ class Grade:
     reasons: list[str]
 
 
+_STEP_OK = Score(1.0, True, "ok")
+_ANSWER_OK = Score(1.0, True, "ok")
+
+
 class Evaluator:
     def __init__(self, claims: dict[str, re.Pattern[str]] | None = None) -> None:
         self.claims = CLAIMS if claims is None else claims
@@ -51,7 +55,7 @@ class Evaluator:
         if outcome.ok:
             if outcome.executed_as:
                 return Score(0.5, True, f"answered by fallback {outcome.executed_as}")
-            return Score(1.0, True, "ok")
+            return _STEP_OK
         return Score(0.0, False, f"{outcome.error_type}: {outcome.error}")
 
     def score_response(self, text: str, succeeded_tools: set[str]) -> Score:
@@ -62,7 +66,7 @@ class Evaluator:
         ]
         if unsupported:
             return Score(0.0, False, f"claims actions that did not happen: {', '.join(unsupported)}", unsupported)
-        return Score(1.0, True, "ok")
+        return _ANSWER_OK
 
     @staticmethod
     def grade(

@@ -3,11 +3,15 @@
 On admission it loads the user's most recent exchanges (across sessions) for the planner's
 prompt; on response it saves the new exchange. The default database is in memory; a run
 directory gets its own file so a run's memory can be inspected afterwards.
+
+Writes go straight to SQLite; reads are served from a write-through cache of each user's last
+``max_items`` once that user has been read, since this process is the store's only writer.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +37,26 @@ class MemoryManager:
             """
         )
         self.max_items = max_items
+        self._recent: dict[str, deque[MemoryItem]] = {}
 
     def load(self, user_id: str, session_id: str) -> list[MemoryItem]:
-        rows = self.conn.execute(
-            "SELECT session_id, role, content FROM memory WHERE user_id = ? ORDER BY id DESC LIMIT ?",
-            (user_id, self.max_items),
-        ).fetchall()
-        return [MemoryItem(*r) for r in reversed(rows)]
+        recent = self._recent.get(user_id)
+        if recent is None:
+            rows = self.conn.execute(
+                "SELECT session_id, role, content FROM memory WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+                (user_id, self.max_items),
+            ).fetchall()
+            recent = self._recent[user_id] = deque((MemoryItem(*r) for r in reversed(rows)), maxlen=self.max_items)
+        return list(recent)
 
     def save(self, user_id: str, session_id: str, t: float, items: list[tuple[str, str]]) -> int:
         self.conn.executemany(
             "INSERT INTO memory (user_id, session_id, t, role, content) VALUES (?, ?, ?, ?, ?)",
             [(user_id, session_id, t, role, content) for role, content in items],
         )
+        recent = self._recent.get(user_id)
+        if recent is not None:
+            recent.extend(MemoryItem(session_id, role, content) for role, content in items)
         return len(items)
 
     def close(self) -> None:

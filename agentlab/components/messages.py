@@ -39,7 +39,7 @@ class AgentResponse(BaseModel):
     cost_usd: float
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Decision:
     allowed: bool
     reason: str

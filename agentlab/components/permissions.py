@@ -14,12 +14,15 @@ from agentlab.llm.types import ToolDefinition
 from agentlab.tools.registry import ToolRegistry, ToolSpec
 from agentlab.trace.events import PermissionChecked
 
+_ALLOW = Decision(True, "tool ACL satisfied")
+
 
 class PermissionsGate:
     def __init__(self, registry: ToolRegistry, *, blocked_users: frozenset[str] = frozenset()) -> None:
         self.registry = registry
         self.blocked_users = blocked_users
         self._visible: dict[frozenset[str], tuple[ToolDefinition, ...]] = {}
+        self._required = {spec.name: sorted(spec.permissions) for spec in registry}
 
     def admit(self, user: User) -> Decision:
         if user.id in self.blocked_users:
@@ -36,17 +39,17 @@ class PermissionsGate:
         return cached
 
     def check(self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any) -> Decision:
-        missing = spec.permissions - user.permissions
-        if missing:
-            decision = Decision(False, f"missing permission: {', '.join(sorted(missing))}")
+        if spec.permissions <= user.permissions:
+            decision = _ALLOW
         else:
-            decision = Decision(True, "tool ACL satisfied")
+            missing = sorted(spec.permissions - user.permissions)
+            decision = Decision(False, f"missing permission: {', '.join(missing)}")
         trace.emit(
             PermissionChecked(
                 call_id=call_id,
                 tool=spec.name,
                 user_id=user.id,
-                required=sorted(spec.permissions),
+                required=self._required.get(spec.name) or sorted(spec.permissions),
                 decision="allow" if decision.allowed else "deny",
                 reason=decision.reason,
             )

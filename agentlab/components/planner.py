@@ -63,9 +63,7 @@ class ReactPlanner:
             episode.turns += 1
             response = await episode.call_model("act")
             if response.tool_calls:
-                episode.messages.append(
-                    Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
-                )
+                episode.add(Message(role="assistant", content=response.text, tool_calls=response.tool_calls))
                 for call in response.tool_calls:
                     await episode.run_step(call)
                 continue
@@ -73,8 +71,8 @@ class ReactPlanner:
             if not score.passed and corrections < episode.recovery.max_corrections:
                 corrections += 1
                 episode.trace.emit(RecoveryAction(action="correct", reason=score.reason))
-                episode.messages.append(Message(role="assistant", content=response.text))
-                episode.messages.append(
+                episode.add(Message(role="assistant", content=response.text))
+                episode.add(
                     Message(
                         role="user",
                         content=f"Verification failed: {score.reason}. "
@@ -104,8 +102,8 @@ class PlanAndExecutePlanner:
                     return "I couldn't produce a valid plan for this request.", "failed"
                 revision += 1
                 episode.trace.emit(RecoveryAction(action="replan", reason=reason))
-                episode.messages.append(Message(role="assistant", content=response.text))
-                episode.messages.append(Message(role="user", content=f"{reason}. {PLAN_INSTRUCTIONS}"))
+                episode.add(Message(role="assistant", content=response.text))
+                episode.add(Message(role="user", content=f"{reason}. {PLAN_INSTRUCTIONS}"))
                 continue
             episode.trace.emit(
                 PlanMade(
@@ -115,7 +113,7 @@ class PlanAndExecutePlanner:
                     has_answer=plan.final_answer is not None,
                 )
             )
-            episode.messages.append(Message(role="assistant", content=response.text))
+            episode.add(Message(role="assistant", content=response.text))
 
             if not plan.steps:
                 answer = plan.final_answer or ""
@@ -125,7 +123,7 @@ class PlanAndExecutePlanner:
                     if revision < max_replans:
                         revision += 1
                         episode.trace.emit(RecoveryAction(action="replan", reason=failure))
-                        episode.messages.append(
+                        episode.add(
                             Message(role="user", content=f"Step failed: {failure}. Re-plan the remaining work.")
                         )
                         continue
@@ -137,7 +135,7 @@ class PlanAndExecutePlanner:
                 return answer, "completed" if score.passed else "failed"
             revision += 1
             episode.trace.emit(RecoveryAction(action="replan", reason=score.reason))
-            episode.messages.append(Message(role="user", content=f"Verification failed: {score.reason}. Re-plan."))
+            episode.add(Message(role="user", content=f"Verification failed: {score.reason}. Re-plan."))
         return (f"I couldn't finish this request within {episode.max_turns} turns.", "max_turns")
 
     @staticmethod
@@ -149,7 +147,7 @@ class PlanAndExecutePlanner:
             except UnresolvedRef as exc:
                 return f"step {step.id} refers to {exc.args[0]!r}, which no earlier step produced"
             call = ToolCall(id=step.id, name=step.tool, arguments=args, raw_arguments=orjson.dumps(args).decode())
-            episode.messages.append(Message(role="assistant", tool_calls=(call,)))
+            episode.add(Message(role="assistant", tool_calls=(call,)))
             outcome = await episode.run_step(call)
             if not outcome.ok:
                 return f"step {step.id} ({step.tool}) failed: {outcome.error_type}: {outcome.error}"

@@ -44,21 +44,21 @@ class RecoveryHandler:
         raw = min(self.base_delay_s * 2 ** (attempt - 2), self.max_delay_s)
         return round(raw * (1 + self.jitter * rng.random()), 6)
 
-    async def run(
+    async def retry(
         self,
         op: Callable[[int], Awaitable[T]],
+        error: AgentError,
         *,
         target: str,
         trace: Any,
         rng: Callable[[], random.Random],
     ) -> T:
-        """Run ``op(attempt)``; retry transient :class:`AgentError` up to ``max_attempts`` in all."""
-        try:
-            return await op(1)
-        except AgentError as exc:
-            if not exc.transient or self.max_attempts <= 1:
-                raise
-            error = exc
+        """After attempt 1 of ``op`` failed with ``error``: retry while transient, up to ``max_attempts``.
+
+        Callers make the first attempt themselves, so the happy path pays nothing for recovery.
+        """
+        if not error.transient or self.max_attempts <= 1:
+            raise error
         generator = rng()
         for attempt in range(2, self.max_attempts + 1):
             wait = self.delay(attempt, error, generator)

