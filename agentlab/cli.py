@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    report = sub.add_parser("report", help="write a self-contained HTML report from run directories")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("-o", "--output", required=True, help="HTML file to write, e.g. reports/default.html")
+    report.add_argument("--title")
+
     bench = sub.add_parser("bench", help="measure simulator throughput; prints one JSON line")
     bench.add_argument("--workload", choices=["support-5", "suite"], default="support-5")
     bench.add_argument("--episodes", type=int, default=5000)
@@ -44,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "report":
+            from agentlab.analysis.report import write_report
+
+            print(write_report(args.runs, args.output, title=args.title))
+            return 0
         if args.command == "bench":
             from agentlab.bench import main as bench_main
 

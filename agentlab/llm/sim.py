@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -57,6 +57,26 @@ def parse_injection(text: str) -> tuple[str, dict[str, Any]] | None:
         except ValueError:
             args[key] = value
     return m.group(1), args
+
+
+def _fabricator(rng: random.Random) -> Callable[[str], str]:
+    """Plausible made-up values for facts the model never looked up (a hallucinated answer)."""
+
+    def fabricate(path: str) -> str:
+        field = path.rsplit(".", 1)[-1]
+        if field in ("total", "amount", "price", "refunded", "refunded_total"):
+            return f"{rng.uniform(10, 250):.2f}"
+        if field in ("stock", "quantity"):
+            return str(rng.randrange(0, 30))
+        if field == "status":
+            return rng.choice(["processing", "shipped", "delivered"])
+        if field == "email":
+            return "customer@example.com"
+        if field.endswith("id"):
+            return f"#{rng.randrange(1000, 9999)}"
+        return "as requested"
+
+    return fabricate
 
 
 class Progress:
@@ -167,7 +187,7 @@ class SimulatedModel:
             return "", (self._call(turn, step.tool, args),)
         mode = profile.error_modes.choose(rng)
         if mode == "hallucinated_success":
-            return render(scenario.gold.answer, progress.results, missing="the requested amount"), ()
+            return render(scenario.gold.answer, progress.results, missing=_fabricator(rng)), ()
         if mode == "skipped_step":
             for later in progress.pending[1:]:
                 try:
@@ -257,7 +277,7 @@ class SimulatedModel:
                 if mode == "malformed_json":
                     return '{"steps": [' + orjson.dumps(entry).decode()[:-2]
                 if mode == "hallucinated_success":
-                    claim = render(scenario.gold.answer, progress.results, missing="the requested amount")
+                    claim = render(scenario.gold.answer, progress.results, missing=_fabricator(rng))
                     return orjson.dumps({"steps": [], "final_answer": claim}).decode()
                 if mode == "skipped_step":
                     continue

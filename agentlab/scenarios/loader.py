@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,7 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
         registry = support_registry
     path = Path(path)
     file = str(path)
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise InputError(file, "", "a suite must be a mapping with 'suite', 'world' and 'scenarios'")
+    raw, sources = _read_suite(path, seen=())
     spec: SuiteFile = validate_as(SuiteFile, raw, file)
 
     world_path = (path.parent / spec.world).resolve()
@@ -95,7 +94,7 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
                 }
             )
         )
-    digest = hashlib.sha256(path.read_bytes() + world_path.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*sources, world_path])).hexdigest()[:16]
     return Suite(
         name=spec.suite,
         path=file,
@@ -106,6 +105,28 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
         scenarios=scenarios,
         digest=digest,
     )
+
+
+def _read_suite(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
+    """A suite's mapping, with ``extends: BASE`` resolved: the base's keys, overridden by this file's.
+
+    The base's ``world`` path is made relative to the extending file, so both can live anywhere.
+    """
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError(str(path), "", "a suite must be a mapping with 'suite', 'world' and 'scenarios'")
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw, [path]
+    base_path = (path.parent / str(base_name)).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise InputError(str(path), "extends", f"{base_name} extends itself")
+    if not base_path.exists():
+        raise InputError(str(path), "extends", f"base suite {base_name} not found")
+    base, sources = _read_suite(base_path, (*seen, path.resolve()))
+    if "world" in base and "world" not in raw:
+        base["world"] = os.path.relpath(base_path.parent / base["world"], path.parent)
+    return {**base, **raw}, [*sources, path]
 
 
 def _check_patch(file: str, where: str, patch: dict[str, list[dict[str, Any]]]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 REF = re.compile(r"\$\{([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)\}")
@@ -62,13 +62,13 @@ def refs_in(value: Any) -> list[str]:
     return []
 
 
-def render(template: str, results: Mapping[str, Any], missing: str = "(unverified)") -> str:
-    """Fill a text template; references that cannot be resolved become ``missing``."""
+def render(template: str, results: Mapping[str, Any], missing: str | Callable[[str], str] = "(unverified)") -> str:
+    """Fill a text template; a reference that cannot be resolved becomes ``missing`` (or ``missing(path)``)."""
 
     def sub(m: re.Match[str]) -> str:
         try:
             return _text(lookup(m.group(1), results))
         except UnresolvedRef:
-            return missing
+            return missing(m.group(1)) if callable(missing) else missing
 
     return REF.sub(sub, template)

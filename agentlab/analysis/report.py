@@ -1,0 +1,125 @@
+"""``agentlab report``: one self-contained HTML file from one or more run directories.
+
+Built on Jinja (the page) and matplotlib (charts, embedded as base64 PNG), so the file opens
+anywhere with no network. Everything in it is computed from the runs' events.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+import agentlab
+from agentlab.analysis.charts import category_table, success_and_cost_by_category
+from agentlab.analysis.frames import Run, load_run
+from agentlab.errors import InputError
+
+SUMMARY_ROWS = [
+    ("suite", "suite"),
+    ("strategy", "strategy"),
+    ("tier", "tier"),
+    ("seed", "seed"),
+    ("episodes", "episodes"),
+    ("success rate", "success_rate"),
+    ("pass^k (highest k)", "pass_hat_k"),
+    ("total cost (USD)", "total_cost_usd"),
+    ("cost per success (USD)", "cost_per_success"),
+    ("model calls", "llm_calls"),
+    ("tool calls", "tool_calls"),
+    ("tool failures", "tool_failures"),
+    ("simulated time (s)", "sim_seconds"),
+]
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fmt(key: str, value: Any) -> str:
+    if isinstance(value, dict):
+        if key == "pass_hat_k" and value:
+            k = max(value, key=int)
+            return f"{value[k]:.3f} (k={k})"
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.1%}" if key == "success_rate" else f"{value:.4f}"
+    return "—" if value is None else str(value)
+
+
+def _summary_rows(runs: dict[str, Run]) -> list[list[str]]:
+    rows = []
+    for label, key in SUMMARY_ROWS:
+        cells = []
+        for run in runs.values():
+            s = dict(run.summary)
+            successes = int(run.episodes["success"].sum())
+            s["cost_per_success"] = s.get("total_cost_usd", 0.0) / successes if successes else None
+            cells.append(_fmt(key, s.get(key)))
+        rows.append([label, *cells])
+    return rows
+
+
+def _worst(run: Run, limit: int = 5) -> list[dict[str, Any]]:
+    failed = run.episodes[~run.episodes["success"]].sort_values(["cost_usd"], ascending=False).head(limit)
+    graded = run.events[run.events["kind"] == "episode_graded"].set_index("episode_id")
+    out = []
+    for _, row in failed.iterrows():
+        reasons = graded.loc[row["episode_id"], "reasons"]
+        trace = run.trace(row["episode_id"])
+        out.append(
+            {
+                "episode_id": row["episode_id"],
+                "status": row["status"],
+                "reasons": "; ".join(reasons) if isinstance(reasons, list) else str(reasons),
+                "trace_html": trace.to_html(index=False, na_rep="", classes="trace", border=0),
+            }
+        )
+    return out
+
+
+def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str:
+    runs: dict[str, Run] = {}
+    for d in run_dirs:
+        path = Path(d)
+        if not (path / "summary.json").exists():
+            raise InputError(str(path), "", "not a finished run directory (no summary.json)")
+        label = path.name
+        while label in runs:
+            label += "'"
+        runs[label] = load_run(path)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("agentlab.analysis", "templates"), autoescape=jinja2.select_autoescape()
+    )
+    chart = _png(success_and_cost_by_category({name: r.episodes for name, r in runs.items()}))
+    return env.get_template("report.html.j2").render(
+        title=title or "agentlab report: " + ", ".join(runs),
+        version=agentlab.__version__,
+        run_names=list(runs),
+        summary_rows=_summary_rows(runs),
+        chart=chart,
+        categories={name: category_table(r.episodes).round(4).to_html(border=0) for name, r in runs.items()},
+        worst={name: _worst(r) for name, r in runs.items()},
+        escape=html.escape,
+    )
+
+
+def write_report(run_dirs: list[str | Path], out: str | Path, *, title: str | None = None) -> Path:
+    """Render the report and write it atomically (a half-written report never appears)."""
+    page = build_report(run_dirs, title=title)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
