@@ -110,7 +110,10 @@ class Run:
             )
             if c in ev
         ]
-        return ev[cols].reset_index(drop=True)
+        table = ev[cols].dropna(axis=1, how="all").reset_index(drop=True)
+        if "attempt" in table:
+            table["attempt"] = table["attempt"].astype("Int64")
+        return table
 
     def _repr_html_(self) -> str:
         from agentlab.analysis.summary import summary_html

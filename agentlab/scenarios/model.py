@@ -97,6 +97,11 @@ class Suite(BaseModel):
         wanted = set(ids)
         return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.id in wanted]})
 
+    def __repr__(self) -> str:
+        return f"Suite({self.name!r} v{self.version}, {len(self.scenarios)} scenarios, path={self.path!r})"
+
+    __str__ = __repr__
+
     def _repr_html_(self) -> str:
         from collections import Counter
 

@@ -14,16 +14,20 @@ A directory without ``summary.json`` is an unfinished run; nothing half-written 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict
-from tqdm.auto import tqdm
 
 import agentlab
 from agentlab.agent import AgentSystem
@@ -40,7 +44,7 @@ from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import Scenario, Suite
 from agentlab.sim.clock import Clock
 from agentlab.sim.grading import expected_state
-from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.loop import run_virtual
 from agentlab.sim.rng import RngTree
 from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.events import EpisodeGraded, EpisodeStarted
@@ -48,6 +52,7 @@ from agentlab.trace.recorder import EpisodeTrace, Recorder
 from agentlab.world.store import World, build_template
 
 RUN_MARKER = "run.json"
+T = TypeVar("T")
 
 
 class RunOptions(BaseModel):
@@ -71,10 +76,40 @@ class RunResult:
     run_id: str
     summary: dict[str, Any]
 
+    def __repr__(self) -> str:
+        s = self.summary
+        return (
+            f"RunResult({self.run_id}, dir={str(self.run_dir)!r}, episodes={s.get('episodes')}, "
+            f"success_rate={s.get('success_rate')}, total_cost_usd={s.get('total_cost_usd')})"
+        )
+
     def _repr_html_(self) -> str:
         from agentlab.analysis.summary import summary_html
 
         return summary_html(self.summary, title=f"Run {self.run_id} → {self.run_dir}")
+
+
+def run_on_virtual_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine on a fresh virtual-time loop.
+
+    Inside Jupyter (or any running event loop) a second loop cannot run in the same thread, so the
+    simulation runs in a worker thread instead; the caller still just gets the result.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run_virtual(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentlab-sim") as pool:
+        return pool.submit(lambda: run_virtual(make())).result()
+
+
+def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
+    """A tqdm bar (notebook widget in Jupyter) that appears only if the run lasts more than a second."""
+    if not enabled:
+        return nullcontext(SimpleNamespace(update=lambda n=1: None))
+    from tqdm.auto import tqdm  # imported only when wanted: without ipywidgets its import warns in Jupyter
+
+    return tqdm(total=total, delay=1.0, unit="ep", desc=desc)
 
 
 def find_tiers(suite_path: Path) -> Path:
@@ -167,13 +202,9 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunR
     partial = run_dir / "events.jsonl.partial"
     started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
     with Recorder(run_id, partial) as recorder:
-        loop = VirtualTimeLoop()
-        try:
-            loop.run_until_complete(
-                _run_episodes(suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite")
-            )
-        finally:
-            loop.close()
+        run_on_virtual_loop(
+            lambda: _run_episodes(suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite")
+        )
     wall = time.perf_counter() - started
 
     events = read_events(partial)
@@ -219,7 +250,7 @@ async def _run_episodes(
     expected: dict[str, dict[str, Any]] = {}
     total = len(suite.scenarios) * opts.epochs
     try:
-        with tqdm(total=total, disable=not opts.progress, delay=1.0, unit="ep", desc=suite.name) as bar:
+        with progress_bar(total, suite.name, enabled=opts.progress) as bar:
             for epoch in range(opts.epochs):
                 for scenario in suite.scenarios:
                     if scenario.id not in expected:
