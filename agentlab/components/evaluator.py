@@ -22,7 +22,7 @@ CLAIMS: dict[str, re.Pattern[str]] = {
     "cancel_order": re.compile(r"\bI(?:'ve| have) cancell?ed\b", re.I),
     "update_address": re.compile(r"\bI(?:'ve| have) updated\b", re.I),
     "send_email": re.compile(r"\bI(?:'ve| have) sent\b", re.I),
-    "create_ticket": re.compile(r"\bI(?:'ve| have) (?:created|opened) (?:a |the )?(?:\w+ )?ticket", re.I),
+    "create_ticket": re.compile(r"\bI(?:'ve| have) (?:created|opened) (?:a |an |the )?(?:\w+ )?ticket", re.I),
     "escalate_to_human": re.compile(r"\bI(?:'ve| have) escalated\b", re.I),
 }
 
@@ -61,6 +61,8 @@ class Evaluator:
     def score_response(self, text: str, succeeded_tools: set[str]) -> Score:
         if not text.strip():
             return Score(0.0, False, "empty answer")
+        if "\u2019" in text:  # a typographic apostrophe must not hide a claim ("I’ve issued a refund")
+            text = text.replace("\u2019", "'")
         unsupported = [
             tool for tool, pattern in self.claims.items() if tool not in succeeded_tools and pattern.search(text)
         ]

@@ -41,8 +41,8 @@ class RecoveryHandler:
         """Back-off before ``attempt`` (2, 3, …): exponential with jitter, or the server's retry-after."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return error.retry_after
-        raw = min(self.base_delay_s * 2 ** (attempt - 2), self.max_delay_s)
-        return round(raw * (1 + self.jitter * rng.random()), 6)
+        raw = self.base_delay_s * 2 ** (attempt - 2) * (1 + self.jitter * rng.random())
+        return round(min(raw, self.max_delay_s), 6)
 
     async def retry(
         self,

@@ -16,7 +16,7 @@ DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Clock:
-    """Reads the running loop's time; ``datetime()`` maps it onto a calendar."""
+    """Reads the running loop's time (or a given loop's); ``datetime()`` maps it onto a calendar."""
 
     __slots__ = ("_loop", "epoch")
 
@@ -25,16 +25,15 @@ class Clock:
         self.epoch = epoch
 
     def now(self) -> float:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        return loop.time()
+        return (self._loop or asyncio.get_running_loop()).time()
 
     def timer(self) -> Callable[[], float]:
-        """The fastest way to read this clock from inside the running loop (its bound ``time``)."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop.time
+        """The fastest way to read this clock during one episode: the running loop's bound ``time``.
+
+        The loop is looked up on every call (not remembered), so one clock — and one agent — can
+        serve several loops in turn, as a notebook does when it runs the simulator twice.
+        """
+        return (self._loop or asyncio.get_running_loop()).time
 
     def datetime(self) -> datetime:
         return self.epoch + timedelta(seconds=self.now())

@@ -11,10 +11,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
 
 from agentlab.llm.types import ToolDefinition
 
@@ -131,13 +131,25 @@ class ToolRegistry:
         return list(self._tools)
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
 def args_model_for(fn: ToolFn) -> type[BaseModel]:
-    """A pydantic model of ``fn``'s parameters after the first (the tool context)."""
+    """A pydantic model of ``fn``'s parameters after the first (the tool context).
+
+    Validation is pydantic's lax mode (a model's "59.99" is a fine amount), except that a boolean
+    is never accepted as a number: ``amount: true`` is a model error, not a refund of $1.
+    """
     params = list(inspect.signature(fn).parameters.values())[1:]
     fields: dict[str, Any] = {}
     hints = inspect.get_annotations(fn, eval_str=True)
     for p in params:
         annotation = hints.get(p.name, Any)
+        if annotation in (int, float):
+            annotation = Annotated[annotation, BeforeValidator(_not_bool)]
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (annotation, default)
     return create_model(f"{fn.__name__}_args", __base__=_ArgsBase, **fields)

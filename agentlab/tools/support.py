@@ -118,7 +118,8 @@ async def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: s
         if order["status"] == "cancelled":
             raise ToolFailed(f"order {order_id} is cancelled and cannot be refunded")
         remaining = round(order["total"] - order["refunded"], 2)
-        if amount <= 0 or round(amount, 2) > remaining:
+        amount = round(amount, 2)
+        if amount <= 0 or amount > remaining:
             raise ToolFailed(f"refund amount {amount:.2f} must be > 0 and <= {remaining:.2f} for {order_id}")
         refund_id = w.next_id("refunds", "RF")
         w.execute(
