@@ -41,6 +41,7 @@ def test_save_then_load_round_trip(memory: MemoryManager) -> None:
 
 def test_save_stores_time_and_session(memory: MemoryManager) -> None:
     memory.save("U-1", "s9", 12.25, [("user", "hi")])
+    memory.flush()
     rows = memory.conn.execute("SELECT user_id, session_id, t, role, content FROM memory").fetchall()
     assert rows == [("U-1", "s9", 12.25, "user", "hi")]
 
@@ -96,7 +97,9 @@ def test_cache_and_database_agree(memory: MemoryManager) -> None:
     memory.load("U-1", "s1")  # cache built from the database here
     for i in range(8):
         memory.save("U-1", f"s{i % 2}", float(i), [("user", f"q{i}"), ("assistant", f"a{i}")])
-        assert memory.load("U-1", "s1") == db_recent(memory, "U-1")
+        cached = memory.load("U-1", "s1")
+        memory.flush()
+        assert cached == db_recent(memory, "U-1")
     assert [m.content for m in memory.load("U-1", "s1")] == ["q5", "a5", "q6", "a6", "q7", "a7"]
 
 
@@ -118,11 +121,26 @@ def test_file_backed_memory_persists_across_instances(tmp_path: Path) -> None:
     third.close()
 
 
-def test_file_backed_memory_is_visible_to_a_second_instance_before_close(tmp_path: Path) -> None:
+def test_saves_are_buffered_until_flush_but_the_writer_sees_them(tmp_path: Path) -> None:
     path = tmp_path / "memory.sqlite"
-    writer = MemoryManager(path)
+    writer = MemoryManager(path, flush_every=100)
     writer.save("U-1", "s1", 0.0, [("user", "hello")])
     reader = MemoryManager(path)
+    assert reader.load("U-1", "s1") == []  # not committed yet
+    assert [m.content for m in writer.load("U-1", "s1")] == ["hello"]  # its own load flushes first
+    reader.close()
+    reader = MemoryManager(path)
     assert [m.content for m in reader.load("U-1", "s1")] == ["hello"]
+    writer.close()
+    reader.close()
+
+
+def test_a_full_buffer_is_committed_without_an_explicit_flush(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite"
+    writer = MemoryManager(path, flush_every=4)
+    for i in range(2):
+        writer.save("U-1", "s1", float(i), [("user", f"q{i}"), ("assistant", f"a{i}")])
+    reader = MemoryManager(path)
+    assert len(reader.load("U-1", "s1")) == 4
     writer.close()
     reader.close()
