@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--epochs", type=int, default=1, help="runs of each scenario (for pass^k)")
     run.add_argument("--only", action="append", metavar="SCENARIO", help="run only this scenario (repeatable)")
+    run.add_argument("--faults", metavar="PLAN", help="fault plan YAML, e.g. fixtures/faults/transient-10.yaml")
+    run.add_argument(
+        "--no-resilience", action="store_true", help="turn off retries, breakers, fallbacks and idempotency keys"
+    )
     run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -77,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         out=args.out,
         only=args.only,
+        faults=args.faults,
+        resilience=not args.no_resilience,
         progress=not args.quiet and sys.stderr.isatty(),
     )
     result = run_suite(opts)

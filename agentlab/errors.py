@@ -20,9 +20,15 @@ class InputError(Exception):
 
 
 class AgentError(Exception):
-    """Base of every error the agent handles at run time."""
+    """Base of every error the agent handles at run time.
+
+    ``transient``: retrying may succeed. ``ambiguous``: the call may have taken effect although it
+    reported failure (a timeout after the side effect, a garbled response), so a non-idempotent
+    call must not simply be repeated.
+    """
 
     transient: bool = False
+    ambiguous: bool = False
 
     @property
     def type_name(self) -> str:
@@ -60,6 +66,22 @@ class ToolTransientError(StepError):
 
 class ToolTimeout(StepError):
     transient = True
+    ambiguous = True
+
+
+class ToolMalformedResult(StepError):
+    """The tool's response could not be read; whatever it did, it may have done."""
+
+    transient = True
+    ambiguous = True
+
+
+class CircuitOpen(StepError):
+    """The tool's circuit breaker is open: the call was not made."""
+
+
+class AlreadyAttempted(StepError):
+    """A non-idempotent action with these arguments already ran (or may have): it is not repeated."""
 
 
 # --- budget --------------------------------------------------------------------------------------
@@ -99,6 +121,14 @@ class ProviderServerError(ModelError):
 
 class ModelTimeout(ModelError):
     transient = True
+
+
+class ModelCircuitOpen(ModelError):
+    """The model endpoint's circuit breaker is open: the call was not made."""
+
+
+class ModelUnavailable(ModelError):
+    """No model could answer: every tier tried failed or had its breaker open."""
 
 
 class ModelConnectionError(ModelError):

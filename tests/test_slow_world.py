@@ -11,7 +11,7 @@ SLOW = Path(__file__).resolve().parents[1] / "fixtures" / "suites" / "support-sl
 
 
 def test_an_hour_of_agent_time_is_simulated(tmp_path: Path) -> None:
-    result = run_suite(RunOptions(suite=str(SLOW), seed=1, epochs=5, out=str(tmp_path), progress=False))
+    result = run_suite(RunOptions(suite=str(SLOW), seed=1, epochs=8, out=str(tmp_path), progress=False))
     summary = result.summary
     assert summary["sim_seconds"] >= 3600
     events = load_run(tmp_path).events

@@ -77,9 +77,39 @@ def summarize(
         "sim_seconds": round(float(events["t"].max() - events["t"].min()), 6) if len(events) else 0.0,
         "wall_seconds": round(wall_seconds, 3),
     }
+    summary.update(resilience_figures(events))
     if extra:
         summary.update(extra)
     return summary
+
+
+def _count(events: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return events[events["kind"] == kind] if "kind" in events else events.iloc[0:0]
+
+
+def resilience_figures(events: pd.DataFrame) -> dict[str, Any]:
+    """Faults, retries, breakers, degradations and duplicate side effects, all from the trace."""
+    faults = _count(events, "fault_injected")
+    transitions = _count(events, "breaker_transition")
+    degraded = _count(events, "degraded")
+    graded = _count(events, "episode_graded")
+    return {
+        "faults_injected": {str(k): int(v) for k, v in faults["fault_kind"].value_counts().sort_index().items()}
+        if len(faults)
+        else {},
+        "retries": len(_count(events, "retry")),
+        "breaker_opens": int((transitions["to_state"] == "open").sum()) if len(transitions) else 0,
+        "breaker_transitions": len(transitions),
+        "degraded_episodes": int(degraded["episode_id"].nunique()) if len(degraded) else 0,
+        "degradations": {str(k): int(v) for k, v in degraded["mode"].value_counts().sort_index().items()}
+        if len(degraded)
+        else {},
+        "rollbacks": len(_count(events, "rollback")),
+        "duplicate_side_effects": int(graded["duplicate_side_effects"].fillna(0).sum())
+        if len(graded) and "duplicate_side_effects" in graded
+        else 0,
+        "resumed_episodes": len(_count(events, "episode_resumed")),
+    }
 
 
 def summary_html(summary: dict[str, Any], title: str = "Run summary") -> str:

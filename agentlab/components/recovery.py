@@ -1,20 +1,31 @@
-"""Recovery Handler: retries transient failures with back-off; decides when to re-plan or correct.
+"""Recovery Handler: decides how the agent survives a failure.
 
-The first attempt runs straight through (no retry machinery on the happy path: the simulator's
-per-step cost matters). Only a transient failure enters the back-off loop, which sleeps on the
-loop's clock and draws jitter from a seeded RNG. Permanent failures are returned to the planner,
-which re-plans or shows them to the model.
+It owns the resilience policy of one agent:
+
+* **retries** — a :class:`~agentlab.resilience.retry.RetryPolicy` (tenacity strategies on the
+  virtual clock, transient errors only, server retry-after honoured, a retry budget per request);
+  the first attempt of every call runs outside it, so the happy path pays nothing;
+* **circuit breakers** — one per tool and per model tier;
+* **degradation** — a failed tool's fallback tool, other model tiers when one is down, and a partial
+  answer when nothing else works;
+* **idempotency** — keys for non-idempotent tools that accept them, and at-most-once for those
+  that do not;
+* **re-planning and corrections** — how many times a planner may re-plan or correct an answer.
+
+``RecoveryHandler.disabled()`` switches all of it off: the baseline that shows what resilience buys.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from agentlab.errors import AgentError, RateLimited
-from agentlab.trace.events import RetryScheduled
+from tenacity import stop_after_attempt, wait_exponential
+
+from agentlab.errors import AgentError
+from agentlab.resilience.breaker import BreakerConfig, BreakerRegistry
+from agentlab.resilience.retry import RetryBudget, RetryPolicy, SeededJitter, VirtualRetryState, _Outcome, wait_capped
 
 T = TypeVar("T")
 
@@ -29,20 +40,53 @@ class RecoveryHandler:
         jitter: float = 0.25,
         max_replans: int = 2,
         max_corrections: int = 2,
+        policy: RetryPolicy | None = None,
+        breakers: BreakerRegistry | None = None,
+        tool_fallbacks: bool = True,
+        model_fallbacks: bool = True,
+        idempotency: bool = True,
     ) -> None:
         self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
-        self.jitter = jitter
         self.max_replans = max_replans
         self.max_corrections = max_corrections
+        self.policy = policy or RetryPolicy(
+            stop=stop_after_attempt(max_attempts),
+            wait=wait_capped(
+                SeededJitter(jitter, wait_exponential(multiplier=base_delay_s, max=max_delay_s)), max_delay_s
+            ),
+        )
+        self.breakers = breakers
+        self.tool_fallbacks = tool_fallbacks
+        self.model_fallbacks = model_fallbacks
+        self.idempotency = idempotency
+
+    @classmethod
+    def resilient(cls, breaker_config: BreakerConfig | None = None, **kwargs: Any) -> RecoveryHandler:
+        """Everything on: retries, breakers, fallbacks, idempotency."""
+        return cls(breakers=BreakerRegistry(breaker_config), **kwargs)
+
+    @classmethod
+    def disabled(cls) -> RecoveryHandler:
+        """No retries, breakers, fallbacks or idempotency keys: the ``--no-resilience`` baseline."""
+        return cls(
+            max_attempts=1,
+            policy=RetryPolicy.none(),
+            breakers=None,
+            tool_fallbacks=False,
+            model_fallbacks=False,
+            idempotency=False,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy.budget_per_request > 0 or self.breakers is not None
+
+    def new_budget(self) -> RetryBudget:
+        return self.policy.new_budget()
 
     def delay(self, attempt: int, error: AgentError, rng: random.Random) -> float:
-        """Back-off before ``attempt`` (2, 3, …): exponential with jitter, or the server's retry-after."""
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            return error.retry_after
-        raw = self.base_delay_s * 2 ** (attempt - 2) * (1 + self.jitter * rng.random())
-        return round(min(raw, self.max_delay_s), 6)
+        """Back-off before ``attempt`` (2, 3, …) after ``error``."""
+        return self.policy.delay(VirtualRetryState(attempt - 1, _Outcome(error), 0.0, rng=rng))
 
     async def retry(
         self,
@@ -52,22 +96,15 @@ class RecoveryHandler:
         target: str,
         trace: Any,
         rng: Callable[[], random.Random],
+        budget: RetryBudget | None = None,
+        now: Callable[[], float] | None = None,
+        may_retry: Callable[[AgentError], bool] | None = None,
     ) -> T:
-        """After attempt 1 of ``op`` failed with ``error``: retry while transient, up to ``max_attempts``.
+        """After attempt 1 of ``op`` failed with ``error``: retry per the policy, or re-raise."""
+        if now is None:
+            import asyncio
 
-        Callers make the first attempt themselves, so the happy path pays nothing for recovery.
-        """
-        if not error.transient or self.max_attempts <= 1:
-            raise error
-        generator = rng()
-        for attempt in range(2, self.max_attempts + 1):
-            wait = self.delay(attempt, error, generator)
-            trace.emit(RetryScheduled(target=target, attempt=attempt, delay_s=wait, error_type=error.type_name))
-            await asyncio.sleep(wait)
-            try:
-                return await op(attempt)
-            except AgentError as exc:
-                if not exc.transient:
-                    raise
-                error = exc
-        raise error
+            now = asyncio.get_running_loop().time
+        return await self.policy.run(
+            op, error, target=target, trace=trace, rng=rng, budget=budget, now=now, may_retry=may_retry
+        )

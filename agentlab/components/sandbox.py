@@ -12,7 +12,7 @@ without suspending, and arming and cancelling a timer per call cost ~6 µs (meas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any
 
 from agentlab.errors import StepError, ToolFailed, ToolTimeout
@@ -45,9 +45,16 @@ class _Resume:
                     return done.value
 
 
+Invoker = Callable[[ToolSpec, dict[str, Any], ToolContext], Coroutine[Any, Any, Any]]
+
+
 class ExecutionSandbox:
-    def __init__(self, timeouts: Mapping[str, float] | None = None) -> None:
+    """``invoker`` is how a tool is actually called (default: directly). The simulator puts its fault
+    injector there, below the sandbox, the way an httpx transport sits below a client."""
+
+    def __init__(self, timeouts: Mapping[str, float] | None = None, *, invoker: Invoker | None = None) -> None:
         self.timeouts = dict(timeouts or {})
+        self.invoker = invoker
 
     def timeout_for(self, spec: ToolSpec) -> float:
         return self.timeouts.get(spec.name, spec.timeout_s)
@@ -55,7 +62,7 @@ class ExecutionSandbox:
     async def execute(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
         timeout = self.timeout_for(spec)
         try:
-            coro = spec.fn(ctx, **args)
+            coro = spec.fn(ctx, **args) if self.invoker is None else self.invoker(spec, args, ctx)
             try:
                 pending = coro.send(None)
             except StopIteration as done:

@@ -36,7 +36,12 @@ from agentlab.analysis.summary import summarize
 from agentlab.components.evaluator import Evaluator
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
+from agentlab.components.recovery import RecoveryHandler
+from agentlab.components.sandbox import ExecutionSandbox
 from agentlab.errors import InputError
+from agentlab.faults.injector import FaultInjector
+from agentlab.faults.plan import Fault, FaultPlan, load_fault_plan
+from agentlab.faults.transports import FaultyModelClient, FaultyToolInvoker
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
@@ -65,6 +70,8 @@ class RunOptions(BaseModel):
     tier: str | None = None
     seed: int = 0
     epochs: int = 1
+    faults: str | FaultPlan | Fault | None = None  # a YAML path, or a plan (or one fault) built in Python
+    resilience: bool = True
     out: str | None = None
     only: list[str] | None = None
     progress: bool = True
@@ -142,7 +149,7 @@ def prepare_run_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str) -> str:
+def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, plan: FaultPlan | None) -> str:
     key = orjson.dumps(
         {
             "suite": suite.digest,
@@ -160,7 +167,7 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str) ->
     return "run-" + hashlib.sha256(key).hexdigest()[:12]
 
 
-def build_model(opts: RunOptions, suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
+def build_model(suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
     safe = [s.name for s in registry if not s.side_effects]
     return SimulatedModel(tiers, suite.scenarios, rng, safe_tools=safe)
 
@@ -186,13 +193,17 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunR
     if opts.epochs < 1:
         raise InputError("--epochs", "", "must be at least 1")
 
-    run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier)
+    plan = load_fault_plan(opts.faults) if isinstance(opts.faults, str) else opts.faults
+    if isinstance(plan, Fault):
+        plan = FaultPlan(faults=(plan,))
+    run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
     run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}")
     prepare_run_dir(run_dir)
     config = {
         "run_id": run_id,
         "agentlab_version": agentlab.__version__,
-        **opts.model_dump(),
+        **opts.model_dump(exclude={"faults"}),
+        "faults": plan.model_dump(mode="json") if plan else None,
         "tiers": str(tiers_path),
         "tier": tier,
         "suite_digest": suite.digest,
@@ -203,7 +214,7 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunR
     started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
     with Recorder(run_id, partial) as recorder:
         run_on_virtual_loop(
-            lambda: _run_episodes(suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite")
+            lambda: _run_episodes(suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite", plan)
         )
     wall = time.perf_counter() - started
 
@@ -214,13 +225,37 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunR
         seed=opts.seed,
         epochs=opts.epochs,
         wall_seconds=wall,
-        extra={"run_id": run_id, "strategy": opts.strategy, "tier": tier, "llm": opts.llm},
+        extra={
+            "run_id": run_id,
+            "strategy": opts.strategy,
+            "tier": tier,
+            "llm": opts.llm,
+            "faults": plan.name if plan else None,
+            "resilience": opts.resilience,
+        },
     )
     os.replace(partial, run_dir / "events.jsonl")
     tmp = run_dir / "summary.json.tmp"
     tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     os.replace(tmp, run_dir / "summary.json")
     return RunResult(run_dir=run_dir, run_id=run_id, summary=summary)
+
+
+@dataclass
+class Simulation:
+    """Everything the episodes of one run share."""
+
+    suite: Suite
+    agent: AgentSystem
+    registry: ToolRegistry
+    template: Any
+    rng: RngTree
+    clock: Clock
+    strategy: str
+    tier: str
+    injector: FaultInjector | None
+    non_idempotent: frozenset[str]
+    expected: dict[str, dict[str, Any]]
 
 
 async def _run_episodes(
@@ -231,51 +266,74 @@ async def _run_episodes(
     registry: ToolRegistry,
     recorder: Recorder,
     memory_path: Path,
+    plan: FaultPlan | None,
 ) -> None:
     rng = RngTree(opts.seed)
     clock = Clock()
     template = build_template(suite.world)
     memory = MemoryManager(memory_path)
+    model = build_model(suite, tiers, rng, registry)
+    injector = FaultInjector(plan, opts.seed) if plan else None
+    sandbox = ExecutionSandbox()
+    if injector is not None:
+        model = FaultyModelClient(model, injector, lambda episode_id: EpisodeTrace(recorder, episode_id, clock))
+        sandbox = ExecutionSandbox(invoker=FaultyToolInvoker(injector))
     agent = AgentSystem(
-        model=build_model(opts, suite, tiers, rng, registry),
+        model=model,
         registry=registry,
         tiers=tiers,
         recorder=recorder,
         tier=tier,
         strategy=opts.strategy,
         memory=memory,
+        sandbox=sandbox,
+        recovery=RecoveryHandler.resilient() if opts.resilience else RecoveryHandler.disabled(),
         rng=rng,
         clock=clock,
     )
-    expected: dict[str, dict[str, Any]] = {}
+    sim = Simulation(
+        suite=suite,
+        agent=agent,
+        registry=registry,
+        template=template,
+        rng=rng,
+        clock=clock,
+        strategy=opts.strategy,
+        tier=tier,
+        injector=injector,
+        non_idempotent=frozenset(s.name for s in registry if not s.idempotent),
+        expected={},
+    )
     total = len(suite.scenarios) * opts.epochs
     try:
         with progress_bar(total, suite.name, enabled=opts.progress) as bar:
             for epoch in range(opts.epochs):
                 for scenario in suite.scenarios:
-                    if scenario.id not in expected:
-                        expected[scenario.id] = await expected_state(scenario, template, registry)
-                    await run_episode(
-                        agent, scenario, epoch, template, suite, rng, clock, expected[scenario.id], opts.strategy, tier
-                    )
+                    await run_episode(sim, scenario, epoch)
                     bar.update()
     finally:
         memory.close()
         template.close()
 
 
-async def run_episode(
-    agent: AgentSystem,
-    scenario: Scenario,
-    epoch: int,
-    template: Any,
-    suite: Suite,
-    rng: RngTree,
-    clock: Clock,
-    expected: dict[str, Any],
-    strategy: str,
-    tier: str,
-) -> None:
+def duplicate_side_effects(effects: list[dict[str, Any]], non_idempotent: frozenset[str]) -> int:
+    """Non-idempotent effects applied again with the same arguments, from the world's own ledger."""
+    seen: set[tuple[str, str]] = set()
+    duplicates = 0
+    for effect in effects:
+        if effect["action"] != "apply" or effect["tool"] not in non_idempotent:
+            continue
+        key = (effect["tool"], effect["args"])
+        if key in seen:
+            duplicates += 1
+        seen.add(key)
+    return duplicates
+
+
+async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
+    agent, clock = sim.agent, sim.clock
+    if scenario.id not in sim.expected:
+        sim.expected[scenario.id] = await expected_state(scenario, sim.template, sim.registry)
     episode_id = f"{scenario.id}#{epoch}"
     trace = EpisodeTrace(agent.recorder, episode_id, clock)
     trace.emit(
@@ -283,18 +341,20 @@ async def run_episode(
             scenario_id=scenario.id,
             category=scenario.category,
             epoch=epoch,
-            strategy=strategy,
-            tier=tier,
+            strategy=sim.strategy,
+            tier=sim.tier,
             user_id=scenario.user.id,
             request=scenario.request,
         )
     )
+    if sim.injector is not None:
+        sim.injector.start_episode(episode_id, clock.now())
     world = World.from_template(
-        template,
+        sim.template,
         scenario.world,
         clock=clock,
-        rng=rng.child("world", episode_id).random(),
-        environment=suite.environment,
+        rng=sim.rng.child("world", episode_id).random(),
+        environment=sim.suite.environment,
     )
     try:
         request = AgentRequest(
@@ -309,12 +369,15 @@ async def run_episode(
         grade = Evaluator.grade(
             answer=response.text,
             end_state=world.snapshot(),
-            expected_state=expected,
+            expected_state=sim.expected[scenario.id],
             answer_contains=scenario.expect.answer_contains,
             answer_excludes=scenario.expect.answer_excludes,
         )
+        duplicates = duplicate_side_effects(world.effects(), sim.non_idempotent)
     finally:
         world.close()
+        if sim.injector is not None:
+            sim.injector.end_episode(episode_id)
     trace.emit(
         EpisodeGraded(
             scenario_id=scenario.id,
@@ -325,5 +388,6 @@ async def run_episode(
             answer_ok=grade.answer_ok,
             status=response.status,
             reasons=grade.reasons,
+            duplicate_side_effects=duplicates,
         )
     )

@@ -12,3 +12,6 @@ class ToolContext:
     call_id: str = ""
     user_id: str = ""
     idempotency_key: str | None = None
+    episode_id: str = ""
+    attempt: int = 1
+    trace: Any = None

@@ -36,6 +36,8 @@ class ToolSpec:
     timeout_s: float = 30.0
     idempotent: bool = True
     side_effects: bool = False
+    # The tool's API accepts an idempotency key (like Stripe's): a repeated key returns the first result.
+    idempotency_keys: bool = False
     rollback: RollbackFn | None = None
     fallback: str | None = None
     cost_usd: float = 0.0
@@ -81,6 +83,7 @@ class ToolRegistry:
         timeout_s: float = 30.0,
         idempotent: bool = True,
         side_effects: bool = False,
+        idempotency_keys: bool = False,
         rollback: RollbackFn | None = None,
         fallback: str | None = None,
         cost_usd: float = 0.0,
@@ -101,6 +104,7 @@ class ToolRegistry:
                     timeout_s=timeout_s,
                     idempotent=idempotent,
                     side_effects=side_effects,
+                    idempotency_keys=idempotency_keys,
                     rollback=rollback,
                     fallback=fallback,
                     cost_usd=cost_usd,

@@ -32,8 +32,9 @@ def _customer(ctx: ToolContext, customer_id: str) -> dict[str, Any]:
     return row
 
 
-def _effect(ctx: ToolContext, tool: str, args: dict[str, Any], action: str = "apply") -> None:
-    ctx.world.record_effect(tool, args, action=action, call_id=ctx.call_id, key=ctx.idempotency_key)
+def _effect(ctx: ToolContext, tool: str, args: dict[str, Any], action: str = "apply", result: Any = None) -> None:
+    key = ctx.idempotency_key if action == "apply" else None
+    ctx.world.record_effect(tool, args, action=action, call_id=ctx.call_id, key=key, result=result)
 
 
 # --- reads -----------------------------------------------------------------------------------------
@@ -109,10 +110,12 @@ async def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
 # --- writes ----------------------------------------------------------------------------------------
 
 
-@registry.tool(permissions=["refunds"], timeout_s=20, idempotent=False, side_effects=True)
+@registry.tool(permissions=["refunds"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
 async def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
     """Refund part or all of an order's total to the customer's original payment method."""
     await ctx.world.io("issue_refund")
+    if (earlier := ctx.world.replay("issue_refund", ctx.idempotency_key)) is not None:
+        return earlier
     with ctx.world.transaction() as w:
         order = _order(ctx, order_id)
         if order["status"] == "cancelled":
@@ -132,8 +135,9 @@ async def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: s
         )
         refunded = round(order["refunded"] + amount, 2)
         w.execute("UPDATE orders SET refunded = ? WHERE id = ?", refunded, order_id)
-        _effect(ctx, "issue_refund", {"order_id": order_id, "amount": round(amount, 2)})
-    return {"refund_id": refund_id, "order_id": order_id, "amount": round(amount, 2), "refunded_total": refunded}
+        result = {"refund_id": refund_id, "order_id": order_id, "amount": amount, "refunded_total": refunded}
+        _effect(ctx, "issue_refund", {"order_id": order_id, "amount": amount}, result=result)
+    return result
 
 
 async def _undo_cancel(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
@@ -154,8 +158,9 @@ async def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dic
             raise ToolFailed(f"order {order_id} is {order['status']}; only processing orders can be cancelled")
         w.execute("UPDATE orders SET status = 'cancelled' WHERE id = ?", order_id)
         w.execute("UPDATE products SET stock = stock + ? WHERE id = ?", order["quantity"], order["product_id"])
-        _effect(ctx, "cancel_order", {"order_id": order_id})
-    return {"order_id": order_id, "status": "cancelled", "previous_status": order["status"]}
+        result = {"order_id": order_id, "status": "cancelled", "previous_status": order["status"]}
+        _effect(ctx, "cancel_order", {"order_id": order_id}, result=result)
+    return result
 
 
 async def _undo_address(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
@@ -172,8 +177,9 @@ async def update_address(ctx: ToolContext, customer_id: str, address: str) -> di
         customer = _customer(ctx, customer_id)
         w.execute("UPDATE customers SET address = ? WHERE id = ?", address, customer_id)
         w.execute("UPDATE orders SET address = ? WHERE customer_id = ? AND status = 'processing'", address, customer_id)
-        _effect(ctx, "update_address", {"customer_id": customer_id, "address": address})
-    return {"customer_id": customer_id, "address": address, "previous_address": customer["address"]}
+        result = {"customer_id": customer_id, "address": address, "previous_address": customer["address"]}
+        _effect(ctx, "update_address", {"customer_id": customer_id, "address": address}, result=result)
+    return result
 
 
 @registry.tool(
@@ -193,11 +199,12 @@ async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str
             body,
             w.now(),
         )
-        _effect(ctx, "send_email", {"customer_id": customer_id, "subject": subject})
-    return {"email_id": email_id, "customer_id": customer_id}
+        result = {"email_id": email_id, "customer_id": customer_id}
+        _effect(ctx, "send_email", {"customer_id": customer_id, "subject": subject}, result=result)
+    return result
 
 
-@registry.tool(permissions=["tickets:write"], timeout_s=20, idempotent=False, side_effects=True)
+@registry.tool(permissions=["tickets:write"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
 async def create_ticket(
     ctx: ToolContext,
     customer_id: str,
@@ -207,6 +214,8 @@ async def create_ticket(
 ) -> dict[str, Any]:
     """Open a follow-up ticket for the support team."""
     await ctx.world.io("create_ticket")
+    if (earlier := ctx.world.replay("create_ticket", ctx.idempotency_key)) is not None:
+        return earlier
     with ctx.world.transaction() as w:
         _customer(ctx, customer_id)
         ticket_id = w.next_id("tickets", "TK")
@@ -220,14 +229,17 @@ async def create_ticket(
             "open",
             w.now(),
         )
-        _effect(ctx, "create_ticket", {"customer_id": customer_id, "priority": priority})
-    return {"ticket_id": ticket_id, "customer_id": customer_id, "priority": priority}
+        result = {"ticket_id": ticket_id, "customer_id": customer_id, "priority": priority}
+        _effect(ctx, "create_ticket", {"customer_id": customer_id, "priority": priority}, result=result)
+    return result
 
 
-@registry.tool(permissions=["escalate"], timeout_s=20, idempotent=False, side_effects=True)
+@registry.tool(permissions=["escalate"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
 async def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> dict[str, Any]:
     """Hand the conversation to a human agent."""
     await ctx.world.io("escalate_to_human")
+    if (earlier := ctx.world.replay("escalate_to_human", ctx.idempotency_key)) is not None:
+        return earlier
     with ctx.world.transaction() as w:
         _customer(ctx, customer_id)
         esc_id = w.next_id("escalations", "ESC")
@@ -238,5 +250,6 @@ async def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> 
             reason,
             w.now(),
         )
-        _effect(ctx, "escalate_to_human", {"customer_id": customer_id})
-    return {"escalation_id": esc_id, "customer_id": customer_id}
+        result = {"escalation_id": esc_id, "customer_id": customer_id}
+        _effect(ctx, "escalate_to_human", {"customer_id": customer_id}, result=result)
+    return result

@@ -200,3 +200,48 @@ class EpisodeGraded(Event):
     answer_ok: bool
     status: str
     reasons: list[str] = field(default_factory=list)
+    # From the world's own ledger: non-idempotent effects applied more than once.
+    duplicate_side_effects: int = 0
+
+
+@dataclass(kw_only=True)
+class FaultInjected(Event):
+    """The simulator (not the agent) broke a call on purpose."""
+
+    kind: str = "fault_injected"
+    fault_id: str
+    fault_kind: str
+    target_type: str
+    target: str
+    status: int | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(kw_only=True)
+class BreakerTransition(Event):
+    kind: str = "breaker_transition"
+    breaker: str
+    from_state: str
+    to_state: str
+    reason: str
+
+
+@dataclass(kw_only=True)
+class CallRejected(Event):
+    """A call the resilience layer refused to make (open breaker, exhausted retry budget, rate limit)."""
+
+    kind: str = "call_rejected"
+    target: str
+    reason: str
+    call_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class Degraded(Event):
+    """The agent carried on with less: a fallback tool, a fallback model, or a partial answer."""
+
+    kind: str = "degraded"
+    mode: str
+    target: str
+    replacement: str | None = None
+    reason: str = ""

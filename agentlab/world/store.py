@@ -33,7 +33,8 @@ CREATE TABLE tickets (id TEXT PRIMARY KEY, customer_id TEXT, subject TEXT, body 
                       status TEXT, t REAL);
 CREATE TABLE escalations (id TEXT PRIMARY KEY, customer_id TEXT, reason TEXT, t REAL);
 CREATE TABLE effects (seq INTEGER PRIMARY KEY, t REAL, tool TEXT, action TEXT, call_id TEXT,
-                      idempotency_key TEXT, args TEXT);
+                      idempotency_key TEXT, args TEXT, result TEXT);
+CREATE INDEX effects_key ON effects (tool, idempotency_key);
 """
 
 STATE_TABLES = ("customers", "products", "orders", "refunds", "emails", "tickets", "escalations")
@@ -140,12 +141,37 @@ class World:
             self._depth -= 1
 
     def record_effect(
-        self, tool: str, args: dict[str, Any], *, action: str = "apply", call_id: str = "", key: str | None = None
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        action: str = "apply",
+        call_id: str = "",
+        key: str | None = None,
+        result: Any = None,
     ) -> None:
         self.conn.execute(
-            "INSERT INTO effects (t, tool, action, call_id, idempotency_key, args) VALUES (?, ?, ?, ?, ?, ?)",
-            (self.now(), tool, action, call_id, key, orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()),
+            "INSERT INTO effects (t, tool, action, call_id, idempotency_key, args, result)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.now(),
+                tool,
+                action,
+                call_id,
+                key,
+                orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode(),
+                None if result is None else orjson.dumps(result).decode(),
+            ),
         )
+
+    def replay(self, tool: str, key: str | None) -> Any:
+        """The result of an earlier ``tool`` effect with idempotency ``key``, or None."""
+        if key is None:
+            return None
+        row = self.one(
+            "SELECT result FROM effects WHERE tool = ? AND idempotency_key = ? AND action = 'apply' LIMIT 1", tool, key
+        )
+        return orjson.loads(row["result"]) if row and row["result"] is not None else None
 
     def effects(self) -> list[dict[str, Any]]:
         return self.all("SELECT * FROM effects ORDER BY seq")

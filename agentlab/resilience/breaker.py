@@ -1,0 +1,156 @@
+"""Circuit breakers with resilience4j's semantics, on the loop's clock.
+
+Written here because no maintained Python breaker (pybreaker, aiobreaker) runs on loop time; an
+hour-long outage must open, cool down and probe in simulated seconds.
+
+* **closed** — calls flow; outcomes go into a sliding window (the last N calls, or the last N
+  seconds). The breaker opens when, with at least ``minimum_calls`` recorded, the failure rate or
+  the slow-call rate reaches its threshold, or after ``consecutive_failures`` failures in a row.
+* **open** — calls are rejected at once, until ``wait_open_s`` has passed.
+* **half-open** — up to ``half_open_permitted_calls`` probes at a time; one failed probe re-opens,
+  ``success_threshold`` successful probes close.
+
+Every transition is a ``breaker_transition`` event with its reason.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentlab.trace.events import BreakerTransition
+
+State = Literal["closed", "open", "half_open"]
+
+
+class BreakerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_type: Literal["count", "time"] = "count"
+    window_size: float = Field(default=20, gt=0, description="calls (count) or seconds (time)")
+    minimum_calls: int = Field(default=5, gt=0)
+    failure_rate_threshold: float = Field(default=50.0, gt=0, le=100, description="percent")
+    consecutive_failures: int | None = Field(default=5, gt=0)
+    slow_call_duration_s: float = Field(default=30.0, gt=0)
+    slow_call_rate_threshold: float = Field(default=100.0, gt=0, le=100, description="percent")
+    wait_open_s: float = Field(default=30.0, ge=0, description="cool-down before probing")
+    half_open_permitted_calls: int = Field(default=2, gt=0)
+    success_threshold: int = Field(default=2, gt=0)
+
+
+class CircuitBreaker:
+    def __init__(self, name: str, config: BreakerConfig | None = None) -> None:
+        self.name = name
+        self.config = config or BreakerConfig()
+        self.state: State = "closed"
+        self.opened_at = 0.0
+        self._window: deque[tuple[float, bool, bool]] = deque()  # (t, failed, slow)
+        self._consecutive = 0
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+
+    # --- the two calls a caller makes ------------------------------------------------------------
+
+    def allow(self, now: float, trace: Any) -> bool:
+        """May a call go ahead now? (In half-open, a True reserves one probe slot.)"""
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            if now - self.opened_at < self.config.wait_open_s:
+                return False
+            self._transition("half_open", f"cool-down of {self.config.wait_open_s:g}s elapsed", now, trace)
+        if self._probes_in_flight >= self.config.half_open_permitted_calls:
+            return False
+        self._probes_in_flight += 1
+        return True
+
+    def record(self, ok: bool, duration_s: float, now: float, trace: Any) -> None:
+        """Report how an allowed call ended."""
+        cfg = self.config
+        slow = duration_s >= cfg.slow_call_duration_s
+        if self.state == "half_open":
+            self._probes_in_flight = max(self._probes_in_flight - 1, 0)
+            if not ok:
+                self._transition("open", "a half-open probe failed", now, trace)
+            else:
+                self._probe_successes += 1
+                if self._probe_successes >= cfg.success_threshold:
+                    self._transition("closed", f"{self._probe_successes} half-open probes succeeded", now, trace)
+            return
+        if self.state == "open":
+            return  # a call allowed before the breaker opened; its outcome no longer matters
+        self._window.append((now, not ok, slow))
+        self._evict(now)
+        self._consecutive = 0 if ok else self._consecutive + 1
+        if cfg.consecutive_failures is not None and self._consecutive >= cfg.consecutive_failures:
+            self._transition("open", f"{self._consecutive} consecutive failures", now, trace)
+            return
+        calls = len(self._window)
+        if calls < cfg.minimum_calls:
+            return
+        failure_rate = 100.0 * sum(1 for _, failed, _ in self._window if failed) / calls
+        if failure_rate >= cfg.failure_rate_threshold:
+            self._transition("open", f"failure rate {failure_rate:.0f}% over {calls} calls", now, trace)
+            return
+        slow_rate = 100.0 * sum(1 for _, _, s in self._window if s) / calls
+        if slow_rate >= cfg.slow_call_rate_threshold:
+            self._transition("open", f"slow-call rate {slow_rate:.0f}% over {calls} calls", now, trace)
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _evict(self, now: float) -> None:
+        window = self._window
+        if self.config.window_type == "count":
+            while len(window) > self.config.window_size:
+                window.popleft()
+        else:
+            horizon = now - self.config.window_size
+            while window and window[0][0] <= horizon:
+                window.popleft()
+
+    def _transition(self, to: State, reason: str, now: float, trace: Any) -> None:
+        trace.emit(BreakerTransition(breaker=self.name, from_state=self.state, to_state=to, reason=reason))
+        self.state = to
+        if to == "open":
+            self.opened_at = now
+        if to in ("open", "closed"):
+            self._window.clear()
+            self._consecutive = 0
+            self._probes_in_flight = 0
+            self._probe_successes = 0
+        if to == "half_open":
+            self._probe_successes = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "opened_at": self.opened_at,
+            "window": list(self._window),
+            "consecutive": self._consecutive,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.state = data["state"]
+        self.opened_at = data["opened_at"]
+        self._window = deque(tuple(x) for x in data["window"])  # type: ignore[misc]
+        self._consecutive = data["consecutive"]
+
+
+class BreakerRegistry:
+    """One breaker per tool (``tool:NAME``) and per model endpoint (``model:TIER``)."""
+
+    def __init__(self, config: BreakerConfig | None = None, overrides: dict[str, BreakerConfig] | None = None):
+        self.config = config or BreakerConfig()
+        self.overrides = overrides or {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, name: str) -> CircuitBreaker:
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            breaker = self._breakers[name] = CircuitBreaker(name, self.overrides.get(name, self.config))
+        return breaker
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._breakers.values())
