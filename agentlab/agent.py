@@ -17,6 +17,7 @@ Every decision along the way is a typed event on the run's trace.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from typing import Any
@@ -139,33 +140,50 @@ class Episode:
 
     async def call_model(self, purpose: str, *, response_format: str = "text", tools: bool = True) -> ModelResponse:
         """One model call: budget-checked and priced by the Cost Controller; retried, broken-circuit-aware
-        and, if its tier is down, answered by another tier (the Recovery Handler's policy)."""
+        and, if its tier is down, answered by another tier (the Recovery Handler's policy). When every
+        tier's breaker is open, it waits once for the nearest cool-down, within the handler's patience."""
         system = self.system
-        tier = system.tier
-        try:
-            return await self._call_tier(tier, purpose, response_format, tools)
-        except BudgetExceeded:
-            raise
-        except ModelError as exc:
-            if not system.recovery.model_fallbacks:
-                raise
-            error: ModelError = exc
-        for fallback in system.fallback_tiers:
+        recovery = system.recovery
+        tiers = [system.tier, *(system.fallback_tiers if recovery.model_fallbacks else ())]
+        waited = False
+        while True:
+            errors: list[ModelError] = []
+            for i, tier in enumerate(tiers):
+                if i > 0:
+                    last = errors[-1]
+                    self.trace.emit(
+                        Degraded(
+                            mode="fallback_model",
+                            target=f"model:{tiers[i - 1]}",
+                            replacement=f"model:{tier}",
+                            reason=f"{last.type_name}: {last}",
+                        )
+                    )
+                try:
+                    return await self._call_tier(tier, purpose, response_format, tools)
+                except BudgetExceeded:
+                    raise
+                except ModelError as exc:
+                    errors.append(exc)
+            waits = [e.retry_after for e in errors if isinstance(e, ModelCircuitOpen) and e.retry_after is not None]
+            if waited or len(waits) != len(errors) or min(waits) > recovery.max_breaker_wait_s:
+                break
+            wait = min(waits)
             self.trace.emit(
                 Degraded(
-                    mode="fallback_model",
-                    target=f"model:{tier}",
-                    replacement=f"model:{fallback}",
-                    reason=f"{error.type_name}: {error}",
+                    mode="wait_for_breaker",
+                    target="model",
+                    reason=(
+                        f"every model tier's circuit breaker is open; waiting {wait:g}s for the first to half-open"
+                    ),
                 )
             )
-            try:
-                return await self._call_tier(fallback, purpose, response_format, tools)
-            except BudgetExceeded:
-                raise
-            except ModelError as exc:
-                error, tier = exc, fallback
-        raise ModelUnavailable(f"no model tier could answer; last error {error.type_name}: {error}")
+            await asyncio.sleep(wait)
+            waited = True
+        if len(tiers) == 1:
+            raise errors[0]
+        last = errors[-1]
+        raise ModelUnavailable(f"no model tier could answer; last error {last.type_name}: {last}")
 
     async def _call_tier(self, tier: str, purpose: str, response_format: str, tools: bool) -> ModelResponse:
         system, trace = self.system, self.trace
@@ -189,7 +207,7 @@ class Episode:
         async def attempt(n: int) -> ModelResponse:
             if breaker is not None and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"model:{tier}", reason="circuit breaker open"))
-                raise ModelCircuitOpen(f"model:{tier} circuit breaker is open")
+                raise ModelCircuitOpen(f"model:{tier} circuit breaker is open", retry_after=breaker.retry_after(now()))
             start = now()
             try:
                 response = await system.model.complete(request)
@@ -311,6 +329,7 @@ class Episode:
             trace=trace,
         )
         breaker = recovery.breakers.get(f"tool:{spec.name}") if recovery.breakers is not None else None
+        has_fallback = recovery.tool_fallbacks and degraded_from is None and spec.fallback is not None
         now = trace.now
         logged_args = {k: ("***" if k in spec.redact else v) for k, v in args.items()} if spec.redact else args
         attempts = 0
@@ -320,7 +339,12 @@ class Episode:
             attempts = n
             if breaker is not None and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"tool:{spec.name}", reason="circuit breaker open", call_id=call_id))
-                raise CircuitOpen(f"tool:{spec.name} circuit breaker is open")
+                # With a fallback, degrade at once; without one, wait for the probe (within the retry policy).
+                raise CircuitOpen(
+                    f"tool:{spec.name} circuit breaker is open",
+                    retry_after=breaker.retry_after(now()),
+                    transient=not has_fallback,
+                )
             ctx.attempt = n
             trace.emit(ToolCallStarted(call_id=call_id, tool=spec.name, attempt=n, args=logged_args))
             start = now()

@@ -7,12 +7,16 @@ log_note — and a final text answer on the sixth turn. Tools return at once. Ev
 through the full :class:`~agentlab.agent.AgentSystem`: all eight components active, trace written
 to a JSONL file, faults off.
 
-Workload ``suite`` runs a scenario suite with the simulated model, repeated to ``--episodes``.
+``--fault-rate P`` (or ``--faults PLAN``) adds transient faults on every tool and model call, with the
+whole resilience layer on: the issue-4 workload. With faults on, each request arrives one simulated
+second after the previous one, so breaker cool-downs elapse between requests as they would in
+production. Workload ``suite`` runs a scenario suite with the simulated model, repeated to ``--episodes``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import pstats
@@ -26,12 +30,19 @@ import orjson
 from agentlab.agent import AgentSystem
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
+from agentlab.components.recovery import RecoveryHandler
+from agentlab.components.sandbox import ExecutionSandbox
+from agentlab.faults.injector import FaultInjector
+from agentlab.faults.plan import FaultPlan, load_fault_plan
+from agentlab.faults.presets import transient
+from agentlab.faults.transports import FaultyModelClient, FaultyToolInvoker
 from agentlab.llm.tiers import LatencyProfile, TierProfile, TierTable
-from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
+from agentlab.llm.types import ModelClient, ModelRequest, ModelResponse, ToolCall, Usage
+from agentlab.sim.clock import Clock
 from agentlab.sim.loop import VirtualTimeLoop
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
-from agentlab.trace.recorder import Recorder
+from agentlab.trace.recorder import EpisodeTrace, Recorder
 
 bench_tools = ToolRegistry()
 
@@ -111,17 +122,29 @@ class ScriptedModel:
         )
 
 
-def run_support5(episodes: int, trace_path: Path) -> dict[str, Any]:
+def run_support5(episodes: int, trace_path: Path, plan: FaultPlan | None = None) -> dict[str, Any]:
     recorder = Recorder("bench-support-5", trace_path)
+    clock = Clock()
+    model: ModelClient = ScriptedModel()
+    sandbox = ExecutionSandbox()
+    injector = FaultInjector(plan, seed=0) if plan else None
+    if injector is not None:
+        model = FaultyModelClient(model, injector, lambda episode_id: EpisodeTrace(recorder, episode_id, clock))
+        sandbox = ExecutionSandbox(invoker=FaultyToolInvoker(injector))
     agent = AgentSystem(
-        model=ScriptedModel(),
+        model=model,
         registry=bench_tools,
         tiers=BENCH_TIERS,
         recorder=recorder,
         memory=MemoryManager(":memory:"),
+        sandbox=sandbox,
+        recovery=RecoveryHandler.resilient(),
+        clock=clock,
     )
+    statuses: dict[str, int] = {}
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         for i in range(episodes):
             order = f"ORD-{i}"
             request = AgentRequest(
@@ -130,9 +153,17 @@ def run_support5(episodes: int, trace_path: Path) -> dict[str, Any]:
                 session_id=f"s{i}",
                 tags={"order_id": order},
             )
+            if injector is not None:
+                # A request arrives one simulated second after the previous one: breaker cool-downs
+                # and rate windows need time to pass between requests, as they do in production.
+                await asyncio.sleep(1.0)
+                injector.start_episode(f"e{i}", loop.time())
             response = await agent.handle(request, episode_id=f"e{i}")
-            if response.status != "completed":
+            if injector is not None:
+                injector.end_episode(f"e{i}")
+            elif response.status != "completed":
                 raise RuntimeError(f"support-5 episode {i} ended {response.status}: {response.text}")
+            statuses[response.status] = statuses.get(response.status, 0) + 1
 
     loop = VirtualTimeLoop()
     started = time.perf_counter()
@@ -145,7 +176,9 @@ def run_support5(episodes: int, trace_path: Path) -> dict[str, Any]:
     events = sum(1 for _ in trace_path.open("rb"))
     return {
         "workload": "support-5",
+        "faults": plan.name if plan else None,
         "episodes": episodes,
+        "completed": statuses.get("completed", 0),
         "episodes_per_s": round(episodes / elapsed, 1),
         "tool_calls_per_s": round(episodes * 5 / elapsed, 1),
         "events_per_s": round(events / elapsed, 1),
@@ -181,7 +214,12 @@ def main(args: argparse.Namespace) -> int:
 
         def work() -> dict[str, Any]:
             if args.workload == "support-5":
-                return run_support5(args.episodes, Path(tmp) / "events.jsonl")
+                plan = None
+                if args.faults:
+                    plan = load_fault_plan(args.faults)
+                elif args.fault_rate:
+                    plan = transient(args.fault_rate)
+                return run_support5(args.episodes, Path(tmp) / "events.jsonl", plan)
             return run_suite_bench(args.suite, args.episodes, Path(tmp) / "run")
 
         if args.profile:

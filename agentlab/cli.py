@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--workload", choices=["support-5", "suite"], default="support-5")
     bench.add_argument("--episodes", type=int, default=5000)
     bench.add_argument("--suite", default="fixtures/suites/support.yaml", help="suite for --workload suite")
+    bench.add_argument(
+        "--fault-rate", type=float, default=0.0, help="support-5: transient faults on this share of calls"
+    )
+    bench.add_argument("--faults", metavar="PLAN", help="support-5: a fault plan YAML instead of --fault-rate")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     return parser
 

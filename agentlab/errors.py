@@ -77,7 +77,16 @@ class ToolMalformedResult(StepError):
 
 
 class CircuitOpen(StepError):
-    """The tool's circuit breaker is open: the call was not made."""
+    """The tool's circuit breaker is open: the call was not made.
+
+    ``retry_after`` is the time until the breaker lets a probe through. It is transient (worth
+    waiting for) only when the caller has no fallback to degrade to instead.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.transient = transient
 
 
 class AlreadyAttempted(StepError):
@@ -125,6 +134,10 @@ class ModelTimeout(ModelError):
 
 class ModelCircuitOpen(ModelError):
     """The model endpoint's circuit breaker is open: the call was not made."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ModelUnavailable(ModelError):

@@ -45,6 +45,7 @@ class RecoveryHandler:
         tool_fallbacks: bool = True,
         model_fallbacks: bool = True,
         idempotency: bool = True,
+        max_breaker_wait_s: float = 60.0,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_replans = max_replans
@@ -59,6 +60,8 @@ class RecoveryHandler:
         self.tool_fallbacks = tool_fallbacks
         self.model_fallbacks = model_fallbacks
         self.idempotency = idempotency
+        # How long a request may wait for an open breaker to half-open when it has nowhere else to go.
+        self.max_breaker_wait_s = max_breaker_wait_s
 
     @classmethod
     def resilient(cls, breaker_config: BreakerConfig | None = None, **kwargs: Any) -> RecoveryHandler:

@@ -1,8 +1,12 @@
 """Deciding, call by call, whether a fault is injected — deterministically.
 
-A draw for ``rate`` is a hash of (seed, fault, episode, target, the episode's call number), not a
-shared RNG stream: the same call gets the same answer whatever ran before it, so a resumed run
-or a single episode replayed with ``--only`` sees exactly the faults it saw the first time.
+Each call gets one draw ``u`` in [0, 1): a hash of (seed, episode, target, the episode's call
+number), not a shared RNG stream, so the same call gets the same answer whatever ran before it and
+a resumed run, or one episode replayed with ``--only``, sees exactly the faults it saw first time.
+
+The faults that target a call own consecutive bands of [0, 1) in plan order, each as wide as its
+rate; the fault whose band holds ``u`` (and whose schedule holds) is injected. So every fault
+fires at exactly its stated rate, and rates of faults on the same call add up (saturating at 1).
 Every injected fault is a ``fault_injected`` event.
 """
 
@@ -16,11 +20,25 @@ from typing import Any
 from agentlab.faults.plan import Fault, FaultPlan
 from agentlab.trace.events import FaultInjected
 
+_MASK = (1 << 64) - 1
 
-def uniform(*key: object) -> float:
-    """A deterministic draw in [0, 1) from ``key``."""
-    digest = hashlib.blake2b("\x1f".join(map(str, key)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _splitmix64(x: int) -> int:
+    """SplitMix64's finaliser: a fast, well-mixed 64-bit permutation (Steele et al., 2014)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def uniform(seed: int, episode_id: str, target_type: str, name: str, call_no: int) -> float:
+    """A deterministic draw in [0, 1) for one call (the uncached form of ``FaultInjector._draw``)."""
+    base = _hash64(f"{seed}|{episode_id}") ^ _hash64(f"{target_type}|{name}")
+    return _splitmix64(base ^ (call_no * 0xD1B54A32D192ED03 & _MASK)) / 2**64
 
 
 class FaultInjector:
@@ -32,6 +50,9 @@ class FaultInjector:
         self._now = now
         self._tool_faults = [(i, f) for i, f in enumerate(plan.faults) if f.target.tools]
         self._model_faults = [(i, f) for i, f in enumerate(plan.faults) if f.target.models]
+        self._matching: dict[tuple[str, str, str], list[tuple[int, Fault, float, float]]] = {}
+        self._episode_hash: dict[str, int] = {}
+        self._name_hash: dict[tuple[str, str], int] = {}
         self._episode_start: dict[str, float] = {}
         self._episode_calls: dict[tuple[str, str], int] = defaultdict(int)  # (episode, target) -> calls so far
         self._run_matches: dict[int, int] = defaultdict(int)  # fault -> matching calls in the run
@@ -45,6 +66,7 @@ class FaultInjector:
 
     def end_episode(self, episode_id: str) -> None:
         self._episode_start.pop(episode_id, None)
+        self._episode_hash.pop(episode_id, None)
         for key in [k for k in self._episode_calls if k[0] == episode_id]:
             del self._episode_calls[key]
         for table in (self._episode_matches, self._burst_used):
@@ -63,6 +85,22 @@ class FaultInjector:
             return None
         return self._decide(self._model_faults, "model", tier, model, episode_id, now, trace)
 
+    def _candidates(
+        self, faults: list[tuple[int, Fault]], target_type: str, name: str, model: str
+    ) -> list[tuple[int, Fault, float, float]]:
+        """The faults that target this name, each with its band [lo, hi) of the unit interval."""
+        key = (target_type, name, model)
+        found = self._matching.get(key)
+        if found is None:
+            found, lo = [], 0.0
+            for index, fault in faults:
+                target = fault.target
+                if target.matches_tool(name) if target_type == "tool" else target.matches_model(name, model):
+                    found.append((index, fault, lo, lo + fault.rate))
+                    lo += fault.rate
+            self._matching[key] = found
+        return found
+
     def _decide(
         self,
         faults: list[tuple[int, Fault]],
@@ -73,16 +111,14 @@ class FaultInjector:
         now: float,
         trace: Any,
     ) -> Fault | None:
-        call_key = (episode_id, f"{target_type}:{name}")
-        self._episode_calls[call_key] += 1
-        call_no = self._episode_calls[call_key]
+        candidates = self._candidates(faults, target_type, name, model)
+        if not candidates:
+            return None
+        call_key = (episode_id, name)
+        call_no = self._episode_calls[call_key] = self._episode_calls[call_key] + 1
+        u: float | None = None
         chosen: Fault | None = None
-        for index, fault in faults:
-            matches = (
-                fault.target.matches_tool(name) if target_type == "tool" else fault.target.matches_model(name, model)
-            )
-            if not matches:
-                continue
+        for index, fault, lo, hi in candidates:
             if fault.scope == "run":
                 self._run_matches[index] += 1
                 nth, clock, scope_key = self._run_matches[index], now, "run"
@@ -90,9 +126,14 @@ class FaultInjector:
                 self._episode_matches[(index, episode_id)] += 1
                 nth = self._episode_matches[(index, episode_id)]
                 clock, scope_key = now - self._episode_start.get(episode_id, 0.0), episode_id
-            if chosen is not None or not self._holds(index, fault, nth, clock, scope_key):
-                continue
-            if fault.rate < 1.0 and uniform(self.seed, index, episode_id, target_type, name, call_no) >= fault.rate:
+            if chosen is not None:
+                continue  # counters still advance: every_nth counts every matching call
+            if hi - lo < 1.0:
+                if u is None:
+                    u = self._draw(episode_id, target_type, name, call_no)
+                if not lo <= u < hi:
+                    continue
+            if not self._holds(index, fault, nth, clock, scope_key):
                 continue
             chosen = fault
             trace.emit(
@@ -106,6 +147,16 @@ class FaultInjector:
                 )
             )
         return chosen
+
+    def _draw(self, episode_id: str, target_type: str, name: str, call_no: int) -> float:
+        """``uniform(...)`` with the two string hashes cached (one per episode, one per target)."""
+        episode_hash = self._episode_hash.get(episode_id)
+        if episode_hash is None:
+            episode_hash = self._episode_hash[episode_id] = _hash64(f"{self.seed}|{episode_id}")
+        name_hash = self._name_hash.get((target_type, name))
+        if name_hash is None:
+            name_hash = self._name_hash[(target_type, name)] = _hash64(f"{target_type}|{name}")
+        return _splitmix64(episode_hash ^ name_hash ^ (call_no * 0xD1B54A32D192ED03 & _MASK)) / 2**64
 
     def _holds(self, index: int, fault: Fault, nth: int, clock: float, scope_key: str) -> bool:
         if fault.window is not None and not (fault.window.start_s <= clock < fault.window.end_s):

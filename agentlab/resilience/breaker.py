@@ -28,11 +28,14 @@ State = Literal["closed", "open", "half_open"]
 class BreakerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Defaults are resilience4j's (50 % over a window, then 60 s open, a few probes) scaled down to the
+    # call volumes of a simulated suite: a window of 20 calls and at least 10 before judging, so a few
+    # unlucky transient failures do not open a breaker, but a real outage does within seconds.
     window_type: Literal["count", "time"] = "count"
     window_size: float = Field(default=20, gt=0, description="calls (count) or seconds (time)")
-    minimum_calls: int = Field(default=5, gt=0)
+    minimum_calls: int = Field(default=10, gt=0)
     failure_rate_threshold: float = Field(default=50.0, gt=0, le=100, description="percent")
-    consecutive_failures: int | None = Field(default=5, gt=0)
+    consecutive_failures: int | None = Field(default=8, gt=0)
     slow_call_duration_s: float = Field(default=30.0, gt=0)
     slow_call_rate_threshold: float = Field(default=100.0, gt=0, le=100, description="percent")
     wait_open_s: float = Field(default=30.0, ge=0, description="cool-down before probing")
@@ -47,6 +50,8 @@ class CircuitBreaker:
         self.state: State = "closed"
         self.opened_at = 0.0
         self._window: deque[tuple[float, bool, bool]] = deque()  # (t, failed, slow)
+        self._failures = 0  # running counts over the window (no rescans per call)
+        self._slow = 0
         self._consecutive = 0
         self._probes_in_flight = 0
         self._probe_successes = 0
@@ -66,6 +71,12 @@ class CircuitBreaker:
         self._probes_in_flight += 1
         return True
 
+    def retry_after(self, now: float) -> float:
+        """Seconds until an open breaker lets a probe through (0 if it would now)."""
+        if self.state != "open":
+            return 0.0
+        return max(self.opened_at + self.config.wait_open_s - now, 0.0)
+
     def record(self, ok: bool, duration_s: float, now: float, trace: Any) -> None:
         """Report how an allowed call ended."""
         cfg = self.config
@@ -81,8 +92,15 @@ class CircuitBreaker:
             return
         if self.state == "open":
             return  # a call allowed before the breaker opened; its outcome no longer matters
-        self._window.append((now, not ok, slow))
-        self._evict(now)
+        window = self._window
+        window.append((now, not ok, slow))
+        self._failures += not ok
+        self._slow += slow
+        if cfg.window_type == "count":
+            if len(window) > cfg.window_size:
+                self._drop(window.popleft())
+        else:
+            self._evict(now)
         self._consecutive = 0 if ok else self._consecutive + 1
         if cfg.consecutive_failures is not None and self._consecutive >= cfg.consecutive_failures:
             self._transition("open", f"{self._consecutive} consecutive failures", now, trace)
@@ -90,11 +108,11 @@ class CircuitBreaker:
         calls = len(self._window)
         if calls < cfg.minimum_calls:
             return
-        failure_rate = 100.0 * sum(1 for _, failed, _ in self._window if failed) / calls
+        failure_rate = 100.0 * self._failures / calls
         if failure_rate >= cfg.failure_rate_threshold:
             self._transition("open", f"failure rate {failure_rate:.0f}% over {calls} calls", now, trace)
             return
-        slow_rate = 100.0 * sum(1 for _, _, s in self._window if s) / calls
+        slow_rate = 100.0 * self._slow / calls
         if slow_rate >= cfg.slow_call_rate_threshold:
             self._transition("open", f"slow-call rate {slow_rate:.0f}% over {calls} calls", now, trace)
 
@@ -104,11 +122,15 @@ class CircuitBreaker:
         window = self._window
         if self.config.window_type == "count":
             while len(window) > self.config.window_size:
-                window.popleft()
+                self._drop(window.popleft())
         else:
             horizon = now - self.config.window_size
             while window and window[0][0] <= horizon:
-                window.popleft()
+                self._drop(window.popleft())
+
+    def _drop(self, entry: tuple[float, bool, bool]) -> None:
+        self._failures -= entry[1]
+        self._slow -= entry[2]
 
     def _transition(self, to: State, reason: str, now: float, trace: Any) -> None:
         trace.emit(BreakerTransition(breaker=self.name, from_state=self.state, to_state=to, reason=reason))
@@ -117,6 +139,7 @@ class CircuitBreaker:
             self.opened_at = now
         if to in ("open", "closed"):
             self._window.clear()
+            self._failures = self._slow = 0
             self._consecutive = 0
             self._probes_in_flight = 0
             self._probe_successes = 0
@@ -135,6 +158,8 @@ class CircuitBreaker:
         self.state = data["state"]
         self.opened_at = data["opened_at"]
         self._window = deque(tuple(x) for x in data["window"])  # type: ignore[misc]
+        self._failures = sum(1 for e in self._window if e[1])
+        self._slow = sum(1 for e in self._window if e[2])
         self._consecutive = data["consecutive"]
 
 

@@ -25,7 +25,7 @@ from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from agentlab.errors import AgentError, RateLimited
+from agentlab.errors import AgentError
 from agentlab.trace.events import CallRejected, RetryScheduled
 
 T = TypeVar("T")
@@ -116,9 +116,10 @@ class RetryPolicy:
         return RetryBudget(self.budget_per_request)
 
     def delay(self, state: VirtualRetryState) -> float:
-        error = state.outcome.exception()
-        if self.honour_retry_after and isinstance(error, RateLimited) and error.retry_after is not None:
-            return min(error.retry_after, self.max_retry_after_s)
+        """The server's (or an open breaker's) ``retry_after`` if it gave one, else the wait strategy's."""
+        retry_after = getattr(state.outcome.exception(), "retry_after", None)
+        if self.honour_retry_after and retry_after is not None:
+            return min(retry_after, self.max_retry_after_s)
         return round(self.wait(state), 6)
 
     async def run(
