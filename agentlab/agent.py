@@ -143,12 +143,22 @@ class Episode:
         and, if its tier is down, answered by another tier (the Recovery Handler's policy). When every
         tier's breaker is open, it waits once for the nearest cool-down, within the handler's patience."""
         system = self.system
+        try:  # the happy path: the agent's own tier answers
+            return await self._call_tier(system.tier, purpose, response_format, tools)
+        except BudgetExceeded:
+            raise
+        except ModelError as exc:
+            first_error = exc
         recovery = system.recovery
         tiers = [system.tier, *(system.fallback_tiers if recovery.model_fallbacks else ())]
         waited = False
         while True:
             errors: list[ModelError] = []
             for i, tier in enumerate(tiers):
+                if i == 0 and first_error is not None:
+                    errors.append(first_error)
+                    first_error = None
+                    continue
                 if i > 0:
                     last = errors[-1]
                     self.trace.emit(
@@ -201,11 +211,11 @@ class Episode:
         )
         estimate = system.cost.check_model(self.budget, request, profile, trace)
         recovery = system.recovery
-        breaker = recovery.breakers.get(f"model:{tier}") if recovery.breakers is not None else None
+        breaker = recovery.breakers.model(tier) if recovery.breakers is not None else None
         now = trace.now
 
         async def attempt(n: int) -> ModelResponse:
-            if breaker is not None and not breaker.allow(now(), trace):
+            if breaker is not None and breaker.state != "closed" and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"model:{tier}", reason="circuit breaker open"))
                 raise ModelCircuitOpen(f"model:{tier} circuit breaker is open", retry_after=breaker.retry_after(now()))
             start = now()
@@ -328,7 +338,7 @@ class Episode:
             episode_id=trace.episode_id,
             trace=trace,
         )
-        breaker = recovery.breakers.get(f"tool:{spec.name}") if recovery.breakers is not None else None
+        breaker = recovery.breakers.tool(spec.name) if recovery.breakers is not None else None
         has_fallback = recovery.tool_fallbacks and degraded_from is None and spec.fallback is not None
         now = trace.now
         logged_args = {k: ("***" if k in spec.redact else v) for k, v in args.items()} if spec.redact else args
@@ -337,7 +347,7 @@ class Episode:
         async def attempt(n: int) -> Any:
             nonlocal attempts
             attempts = n
-            if breaker is not None and not breaker.allow(now(), trace):
+            if breaker is not None and breaker.state != "closed" and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"tool:{spec.name}", reason="circuit breaker open", call_id=call_id))
                 # With a fallback, degrade at once; without one, wait for the probe (within the retry policy).
                 raise CircuitOpen(

@@ -55,6 +55,7 @@ class CircuitBreaker:
         self._consecutive = 0
         self._probes_in_flight = 0
         self._probe_successes = 0
+        self._count_window = self.config.window_type == "count"
 
     # --- the two calls a caller makes ------------------------------------------------------------
 
@@ -79,33 +80,31 @@ class CircuitBreaker:
 
     def record(self, ok: bool, duration_s: float, now: float, trace: Any) -> None:
         """Report how an allowed call ended."""
+        if self.state != "closed":
+            self._record_probe(ok, now, trace)
+            return
         cfg = self.config
         slow = duration_s >= cfg.slow_call_duration_s
-        if self.state == "half_open":
-            self._probes_in_flight = max(self._probes_in_flight - 1, 0)
-            if not ok:
-                self._transition("open", "a half-open probe failed", now, trace)
-            else:
-                self._probe_successes += 1
-                if self._probe_successes >= cfg.success_threshold:
-                    self._transition("closed", f"{self._probe_successes} half-open probes succeeded", now, trace)
-            return
-        if self.state == "open":
-            return  # a call allowed before the breaker opened; its outcome no longer matters
         window = self._window
         window.append((now, not ok, slow))
-        self._failures += not ok
-        self._slow += slow
-        if cfg.window_type == "count":
+        if ok:
+            self._consecutive = 0
+        else:
+            self._failures += 1
+            self._consecutive += 1
+        if slow:
+            self._slow += 1
+        if self._count_window:
             if len(window) > cfg.window_size:
                 self._drop(window.popleft())
         else:
             self._evict(now)
-        self._consecutive = 0 if ok else self._consecutive + 1
+        if not (self._failures or self._slow):
+            return  # the common case: nothing in the window to judge
         if cfg.consecutive_failures is not None and self._consecutive >= cfg.consecutive_failures:
             self._transition("open", f"{self._consecutive} consecutive failures", now, trace)
             return
-        calls = len(self._window)
+        calls = len(window)
         if calls < cfg.minimum_calls:
             return
         failure_rate = 100.0 * self._failures / calls
@@ -115,6 +114,17 @@ class CircuitBreaker:
         slow_rate = 100.0 * self._slow / calls
         if slow_rate >= cfg.slow_call_rate_threshold:
             self._transition("open", f"slow-call rate {slow_rate:.0f}% over {calls} calls", now, trace)
+
+    def _record_probe(self, ok: bool, now: float, trace: Any) -> None:
+        if self.state == "open":
+            return  # a call allowed before the breaker opened; its outcome no longer matters
+        self._probes_in_flight = max(self._probes_in_flight - 1, 0)
+        if not ok:
+            self._transition("open", "a half-open probe failed", now, trace)
+            return
+        self._probe_successes += 1
+        if self._probe_successes >= self.config.success_threshold:
+            self._transition("closed", f"{self._probe_successes} half-open probes succeeded", now, trace)
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -170,11 +180,26 @@ class BreakerRegistry:
         self.config = config or BreakerConfig()
         self.overrides = overrides or {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._tools: dict[str, CircuitBreaker] = {}
+        self._models: dict[str, CircuitBreaker] = {}
 
     def get(self, name: str) -> CircuitBreaker:
         breaker = self._breakers.get(name)
         if breaker is None:
             breaker = self._breakers[name] = CircuitBreaker(name, self.overrides.get(name, self.config))
+        return breaker
+
+    def tool(self, name: str) -> CircuitBreaker:
+        """``get("tool:" + name)``, cached by the bare name (this runs on every tool call)."""
+        breaker = self._tools.get(name)
+        if breaker is None:
+            breaker = self._tools[name] = self.get(f"tool:{name}")
+        return breaker
+
+    def model(self, tier: str) -> CircuitBreaker:
+        breaker = self._models.get(tier)
+        if breaker is None:
+            breaker = self._models[tier] = self.get(f"model:{tier}")
         return breaker
 
     def __iter__(self):  # type: ignore[no-untyped-def]
