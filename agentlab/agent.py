@@ -218,6 +218,8 @@ class Episode:
             if breaker is not None and breaker.state != "closed" and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"model:{tier}", reason="circuit breaker open"))
                 raise ModelCircuitOpen(f"model:{tier} circuit breaker is open", retry_after=breaker.retry_after(now()))
+            if recovery.limiter is not None:
+                await recovery.limiter.acquire(f"model:{tier}", trace)
             start = now()
             try:
                 response = await system.model.complete(request)
@@ -355,6 +357,8 @@ class Episode:
                     retry_after=breaker.retry_after(now()),
                     transient=not has_fallback,
                 )
+            if recovery.limiter is not None:
+                await recovery.limiter.acquire(f"tool:{spec.name}", trace, tool=True)
             ctx.attempt = n
             trace.emit(ToolCallStarted(call_id=call_id, tool=spec.name, attempt=n, args=logged_args))
             start = now()

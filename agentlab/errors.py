@@ -76,6 +76,16 @@ class ToolMalformedResult(StepError):
     ambiguous = True
 
 
+class ToolRateLimited(StepError):
+    """This agent's own rate limit for the tool is exhausted for longer than it will wait."""
+
+    transient = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class CircuitOpen(StepError):
     """The tool's circuit breaker is open: the call was not made.
 

@@ -10,6 +10,8 @@ It owns the resilience policy of one agent:
   answer when nothing else works;
 * **idempotency** — keys for non-idempotent tools that accept them, and at-most-once for those
   that do not;
+* **rate limits** — token buckets per tool and model tier (optional), shared through Redis across
+  replicas if the store is;
 * **re-planning and corrections** — how many times a planner may re-plan or correct an answer.
 
 ``RecoveryHandler.disabled()`` switches all of it off: the baseline that shows what resilience buys.
@@ -25,7 +27,9 @@ from tenacity import stop_after_attempt, wait_exponential
 
 from agentlab.errors import AgentError
 from agentlab.resilience.breaker import BreakerConfig, BreakerRegistry
+from agentlab.resilience.ratelimit import RateLimiter
 from agentlab.resilience.retry import RetryBudget, RetryPolicy, SeededJitter, VirtualRetryState, _Outcome, wait_capped
+from agentlab.resilience.store import StateStore
 
 T = TypeVar("T")
 
@@ -46,6 +50,7 @@ class RecoveryHandler:
         model_fallbacks: bool = True,
         idempotency: bool = True,
         max_breaker_wait_s: float = 60.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_replans = max_replans
@@ -62,11 +67,18 @@ class RecoveryHandler:
         self.idempotency = idempotency
         # How long a request may wait for an open breaker to half-open when it has nowhere else to go.
         self.max_breaker_wait_s = max_breaker_wait_s
+        self.limiter = limiter
 
     @classmethod
-    def resilient(cls, breaker_config: BreakerConfig | None = None, **kwargs: Any) -> RecoveryHandler:
-        """Everything on: retries, breakers, fallbacks, idempotency."""
-        return cls(breakers=BreakerRegistry(breaker_config), **kwargs)
+    def resilient(
+        cls, breaker_config: BreakerConfig | None = None, *, store: StateStore | None = None, **kwargs: Any
+    ) -> RecoveryHandler:
+        """Everything on: retries, breakers, fallbacks, idempotency (and rate limits, if given).
+
+        ``store`` shares breaker state (and the limiter's buckets, if it uses the same store) with
+        other replicas, e.g. a :class:`~agentlab.resilience.store.RedisStore`.
+        """
+        return cls(breakers=BreakerRegistry(breaker_config, store=store), **kwargs)
 
     @classmethod
     def disabled(cls) -> RecoveryHandler:

@@ -11,6 +11,11 @@ hour-long outage must open, cool down and probe in simulated seconds.
   ``success_threshold`` successful probes close.
 
 Every transition is a ``breaker_transition`` event with its reason.
+
+With a shared :class:`~agentlab.resilience.store.StateStore` (Redis), each transition is published
+and every ``allow`` first adopts a newer state another replica published, so one replica's trip
+protects the whole fleet. (The read-modify-write of the version is not atomic: two replicas that
+trip in the same instant both publish, and the later write wins, which is harmless here.)
 """
 
 from __future__ import annotations
@@ -44,9 +49,11 @@ class BreakerConfig(BaseModel):
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, config: BreakerConfig | None = None) -> None:
+    def __init__(self, name: str, config: BreakerConfig | None = None, store: Any = None) -> None:
         self.name = name
         self.config = config or BreakerConfig()
+        self.store = store
+        self._version = 0
         self.state: State = "closed"
         self.opened_at = 0.0
         self._window: deque[tuple[float, bool, bool]] = deque()  # (t, failed, slow)
@@ -61,6 +68,8 @@ class CircuitBreaker:
 
     def allow(self, now: float, trace: Any) -> bool:
         """May a call go ahead now? (In half-open, a True reserves one probe slot.)"""
+        if self.store is not None:
+            self._adopt_shared(trace)
         if self.state == "closed":
             return True
         if self.state == "open":
@@ -142,9 +151,24 @@ class CircuitBreaker:
         self._failures -= entry[1]
         self._slow -= entry[2]
 
-    def _transition(self, to: State, reason: str, now: float, trace: Any) -> None:
+    def _adopt_shared(self, trace: Any) -> None:
+        shared = self.store.get_breaker(self.name)
+        if shared is None or shared["version"] <= self._version:
+            return
+        self._version = shared["version"]
+        if shared["state"] != self.state:
+            self._transition(shared["state"], f"shared: {shared['reason']}", shared["opened_at"], trace, publish=False)
+
+    def _transition(self, to: State, reason: str, now: float, trace: Any, *, publish: bool = True) -> None:
         trace.emit(BreakerTransition(breaker=self.name, from_state=self.state, to_state=to, reason=reason))
         self.state = to
+        if publish and self.store is not None:
+            current = self.store.get_breaker(self.name)
+            self._version = max(self._version, current["version"] if current else 0) + 1
+            opened_at = now if to == "open" else self.opened_at
+            self.store.set_breaker(
+                self.name, {"state": to, "opened_at": opened_at, "reason": reason, "version": self._version}
+            )
         if to == "open":
             self.opened_at = now
         if to in ("open", "closed"):
@@ -176,9 +200,15 @@ class CircuitBreaker:
 class BreakerRegistry:
     """One breaker per tool (``tool:NAME``) and per model endpoint (``model:TIER``)."""
 
-    def __init__(self, config: BreakerConfig | None = None, overrides: dict[str, BreakerConfig] | None = None):
+    def __init__(
+        self,
+        config: BreakerConfig | None = None,
+        overrides: dict[str, BreakerConfig] | None = None,
+        store: Any = None,
+    ) -> None:
         self.config = config or BreakerConfig()
         self.overrides = overrides or {}
+        self.store = store
         self._breakers: dict[str, CircuitBreaker] = {}
         self._tools: dict[str, CircuitBreaker] = {}
         self._models: dict[str, CircuitBreaker] = {}
@@ -186,7 +216,7 @@ class BreakerRegistry:
     def get(self, name: str) -> CircuitBreaker:
         breaker = self._breakers.get(name)
         if breaker is None:
-            breaker = self._breakers[name] = CircuitBreaker(name, self.overrides.get(name, self.config))
+            breaker = self._breakers[name] = CircuitBreaker(name, self.overrides.get(name, self.config), self.store)
         return breaker
 
     def tool(self, name: str) -> CircuitBreaker:

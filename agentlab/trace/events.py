@@ -245,3 +245,10 @@ class Degraded(Event):
     target: str
     replacement: str | None = None
     reason: str = ""
+
+
+@dataclass(kw_only=True)
+class RateLimitWait(Event):
+    kind: str = "rate_limit_wait"
+    target: str
+    wait_s: float
