@@ -69,6 +69,7 @@ from agentlab.trace.events import (
     ModelCalled,
     RequestAdmitted,
     RequestRefused,
+    RolledBack,
     StepRejected,
     ToolCallEnded,
     ToolCallStarted,
@@ -123,6 +124,7 @@ class Episode:
         self._rng: random.Random | None = None
         self.retry_budget = system.recovery.new_budget()
         self.attempted: dict[str, str] = {}  # at-most-once record: idempotency key -> what happened
+        self.applied: list[tuple[ToolSpec, dict[str, Any], Any, str]] = []  # side effects, in order
         self.prompt_chars = sum(message_chars(m) for m in messages)
         self.tool_tokens = sum(t.tokens for t in tools)
 
@@ -296,6 +298,8 @@ class Episode:
                     result, attempts = await self._execute(spec, args, call_id)
                     outcome = StepOutcome(call_id, spec.name, True, result=result, attempts=attempts)
                     self.succeeded.add(spec.name)
+                    if spec.side_effects:
+                        self.applied.append((spec, args, result, call_id))
                 except StepError as exc:
                     outcome = StepOutcome(call_id, spec.name, False, error_type=exc.type_name, error=str(exc))
                     fallback = system.router.fallback_for(spec) if system.recovery.tool_fallbacks else None
@@ -443,6 +447,51 @@ class Episode:
         return StepOutcome(call_id, spec.name, True, result=result, executed_as=fallback.name, attempts=attempts)
 
 
+async def rollback(episode: Episode, reason: str) -> str:
+    """Saga compensation: undo the episode's side effects in reverse order; return a sentence for the user."""
+    undone, kept = [], []
+    for spec, args, result, call_id in reversed(episode.applied):
+        if spec.rollback is None:
+            episode.trace.emit(
+                RolledBack(
+                    call_id=call_id,
+                    tool=spec.name,
+                    compensated=False,
+                    reason="no rollback registered: it cannot be undone",
+                )
+            )
+            kept.append(spec.name)
+            continue
+        ctx = ToolContext(
+            world=episode.env,
+            call_id=call_id,
+            user_id=episode.user.id,
+            episode_id=episode.trace.episode_id,
+            trace=episode.trace,
+        )
+        try:
+            await spec.rollback(ctx, args, result)
+        except Exception as exc:  # a failed compensation is reported, never raised
+            episode.trace.emit(
+                RolledBack(
+                    call_id=call_id,
+                    tool=spec.name,
+                    compensated=False,
+                    reason=f"compensation failed: {type(exc).__name__}: {exc}",
+                )
+            )
+            kept.append(spec.name)
+            continue
+        episode.trace.emit(RolledBack(call_id=call_id, tool=spec.name, compensated=True, reason=reason))
+        undone.append(spec.name)
+    parts = []
+    if undone:
+        parts.append(f"I rolled back what I had done ({', '.join(undone)})")
+    if kept:
+        parts.append(f"these could not be undone: {', '.join(kept)}")
+    return "; ".join(parts) + "." if parts else ""
+
+
 class AgentSystem:
     """The deployable agent. Construct once; call :meth:`handle` per request."""
 
@@ -537,6 +586,9 @@ class AgentSystem:
             done = ", ".join(sorted(episode.succeeded)) or "nothing"
             text = f"I couldn't finish this request: the model call failed ({exc.type_name}: {exc}). Completed: {done}."
             status = "failed"
+        if status != "completed" and self.recovery.rollback and episode.applied:
+            note = await rollback(episode, f"request ended {status}")
+            text = f"{text} {note}".strip()
         return self._respond(trace, request, budget, status, text, episode.turns)
 
     def _respond(

@@ -104,7 +104,12 @@ def resilience_figures(events: pd.DataFrame) -> dict[str, Any]:
         "degradations": {str(k): int(v) for k, v in degraded["mode"].value_counts().sort_index().items()}
         if len(degraded)
         else {},
-        "rollbacks": len(_count(events, "rollback")),
+        "rollbacks": int(_count(events, "rollback")["compensated"].astype(bool).sum())
+        if len(_count(events, "rollback"))
+        else 0,
+        "rollbacks_impossible": int((~_count(events, "rollback")["compensated"].astype(bool)).sum())
+        if len(_count(events, "rollback"))
+        else 0,
         "duplicate_side_effects": int(graded["duplicate_side_effects"].fillna(0).sum())
         if len(graded) and "duplicate_side_effects" in graded
         else 0,

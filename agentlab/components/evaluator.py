@@ -33,6 +33,15 @@ class Score:
     passed: bool
     reason: str
     unsupported: list[str] = field(default_factory=list)
+    incomplete: bool = False  # the answer itself says the request was not completed
+
+
+# An answer that admits the work was not finished (then the agent rolls back what it did).
+ADMITS_INCOMPLETE = re.compile(
+    r"\b(?:wasn't|was not|couldn't|could not|am unable to|unable to) (?:able to )?"
+    r"(?:complete|finish)\b",
+    re.I,
+)
 
 
 @dataclass(slots=True)
@@ -45,6 +54,7 @@ class Grade:
 
 _STEP_OK = Score(1.0, True, "ok")
 _ANSWER_OK = Score(1.0, True, "ok")
+_ANSWER_INCOMPLETE = Score(0.5, True, "the answer reports the request as not completed", incomplete=True)
 
 
 class Evaluator:
@@ -68,6 +78,8 @@ class Evaluator:
         ]
         if unsupported:
             return Score(0.0, False, f"claims actions that did not happen: {', '.join(unsupported)}", unsupported)
+        if ADMITS_INCOMPLETE.search(text):
+            return _ANSWER_INCOMPLETE
         return _ANSWER_OK
 
     @staticmethod

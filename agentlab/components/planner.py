@@ -54,6 +54,12 @@ PLAN_INSTRUCTIONS = (
 )
 
 
+def _status(score: Any) -> str:
+    if not score.passed:
+        return "failed"
+    return "incomplete" if score.incomplete else "completed"
+
+
 class ReactPlanner:
     name = "react"
 
@@ -80,7 +86,7 @@ class ReactPlanner:
                     )
                 )
                 continue
-            return response.text, "completed" if score.passed else "failed"
+            return response.text, _status(score)
         return (f"I couldn't finish this request within {episode.max_turns} turns.", "max_turns")
 
 
@@ -132,7 +138,7 @@ class PlanAndExecutePlanner:
                 answer = (await episode.call_model("respond", tools=False)).text
             score = episode.evaluate_answer(answer)
             if score.passed or revision >= max_replans:
-                return answer, "completed" if score.passed else "failed"
+                return answer, _status(score)
             revision += 1
             episode.trace.emit(RecoveryAction(action="replan", reason=score.reason))
             episode.add(Message(role="user", content=f"Verification failed: {score.reason}. Re-plan."))

@@ -12,6 +12,8 @@ It owns the resilience policy of one agent:
   that do not;
 * **rate limits** — token buckets per tool and model tier (optional), shared through Redis across
   replicas if the store is;
+* **rollback** — when a request ends unfinished, the side effects it applied are compensated in
+  reverse order with their tools' rollback functions (a saga); those without one are reported;
 * **re-planning and corrections** — how many times a planner may re-plan or correct an answer.
 
 ``RecoveryHandler.disabled()`` switches all of it off: the baseline that shows what resilience buys.
@@ -51,6 +53,7 @@ class RecoveryHandler:
         idempotency: bool = True,
         max_breaker_wait_s: float = 60.0,
         limiter: RateLimiter | None = None,
+        rollback: bool = True,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_replans = max_replans
@@ -68,6 +71,8 @@ class RecoveryHandler:
         # How long a request may wait for an open breaker to half-open when it has nowhere else to go.
         self.max_breaker_wait_s = max_breaker_wait_s
         self.limiter = limiter
+        # Undo (saga-compensate) what an unfinished request already did.
+        self.rollback = rollback
 
     @classmethod
     def resilient(
@@ -82,7 +87,7 @@ class RecoveryHandler:
 
     @classmethod
     def disabled(cls) -> RecoveryHandler:
-        """No retries, breakers, fallbacks or idempotency keys: the ``--no-resilience`` baseline."""
+        """No retries, breakers, fallbacks, idempotency keys or rollback: the ``--no-resilience`` baseline."""
         return cls(
             max_attempts=1,
             policy=RetryPolicy.none(),
@@ -90,6 +95,7 @@ class RecoveryHandler:
             tool_fallbacks=False,
             model_fallbacks=False,
             idempotency=False,
+            rollback=False,
         )
 
     @property

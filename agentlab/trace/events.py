@@ -252,3 +252,14 @@ class RateLimitWait(Event):
     kind: str = "rate_limit_wait"
     target: str
     wait_s: float
+
+
+@dataclass(kw_only=True)
+class RolledBack(Event):
+    """One completed side effect undone (saga compensation), or reported as impossible to undo."""
+
+    kind: str = "rollback"
+    call_id: str
+    tool: str
+    compensated: bool
+    reason: str
