@@ -31,18 +31,17 @@ from agentlab.agent import AgentSystem
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.recovery import RecoveryHandler
-from agentlab.components.sandbox import ExecutionSandbox
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan, load_fault_plan
 from agentlab.faults.presets import transient
-from agentlab.faults.transports import FaultyModelClient, FaultyToolInvoker
+from agentlab.faults.transports import instrument
 from agentlab.llm.tiers import LatencyProfile, TierProfile, TierTable
-from agentlab.llm.types import ModelClient, ModelRequest, ModelResponse, ToolCall, Usage
+from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
 from agentlab.sim.clock import Clock
 from agentlab.sim.loop import VirtualTimeLoop
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
-from agentlab.trace.recorder import EpisodeTrace, Recorder
+from agentlab.trace.recorder import Recorder
 
 bench_tools = ToolRegistry()
 
@@ -125,12 +124,8 @@ class ScriptedModel:
 def run_support5(episodes: int, trace_path: Path, plan: FaultPlan | None = None) -> dict[str, Any]:
     recorder = Recorder("bench-support-5", trace_path)
     clock = Clock()
-    model: ModelClient = ScriptedModel()
-    sandbox = ExecutionSandbox()
     injector = FaultInjector(plan, seed=0) if plan else None
-    if injector is not None:
-        model = FaultyModelClient(model, injector, lambda episode_id: EpisodeTrace(recorder, episode_id, clock))
-        sandbox = ExecutionSandbox(invoker=FaultyToolInvoker(injector))
+    model, sandbox = instrument(ScriptedModel(), injector, recorder, clock)
     agent = AgentSystem(
         model=model,
         registry=bench_tools,

@@ -29,6 +29,18 @@ class RequestBudget:
         return self.limit_usd - self.spent_usd
 
 
+def _trace_check(trace: Any, budget: RequestBudget, estimate: float, allowed: bool) -> None:
+    trace.emit(
+        BudgetChecked(
+            scope="request",
+            estimate_usd=estimate,
+            spent_usd=budget.spent_usd,
+            limit_usd=budget.limit_usd,
+            allowed=allowed,
+        )
+    )
+
+
 class CostController:
     def __init__(self, *, min_prompt_tokens: int = 200) -> None:
         self.min_prompt_tokens = min_prompt_tokens
@@ -40,15 +52,7 @@ class CostController:
         """Refuse up front a request whose budget cannot pay for even one small model call."""
         estimate = profile.price(self.min_prompt_tokens, max_tokens)
         allowed = estimate <= budget.remaining_usd
-        trace.emit(
-            BudgetChecked(
-                scope="request",
-                estimate_usd=estimate,
-                spent_usd=budget.spent_usd,
-                limit_usd=budget.limit_usd,
-                allowed=allowed,
-            )
-        )
+        _trace_check(trace, budget, estimate, allowed)
         return allowed
 
     def check_model(self, budget: RequestBudget, request: ModelRequest, profile: TierProfile, trace: Any) -> float:
@@ -64,15 +68,7 @@ class CostController:
     @staticmethod
     def _require(budget: RequestBudget, estimate: float, trace: Any) -> None:
         if budget.spent_usd + estimate > budget.limit_usd:
-            trace.emit(
-                BudgetChecked(
-                    scope="request",
-                    estimate_usd=estimate,
-                    spent_usd=budget.spent_usd,
-                    limit_usd=budget.limit_usd,
-                    allowed=False,
-                )
-            )
+            _trace_check(trace, budget, estimate, False)
             raise BudgetExceeded("request", estimate, budget.spent_usd, budget.limit_usd)
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from agentlab.components.sandbox import ExecutionSandbox
 from agentlab.errors import MalformedResponse as ModelMalformed
 from agentlab.errors import (
     ModelConnectionError,
@@ -121,3 +122,15 @@ class FaultyModelClient:
             await self.inner.complete(request)
             raise ModelMalformed(f"{request.model}: response body could not be parsed")
         raise AssertionError(f"unhandled model fault kind {kind!r}")
+
+
+def instrument(
+    model: ModelClient, injector: FaultInjector | None, recorder: Any, clock: Any
+) -> tuple[ModelClient, ExecutionSandbox]:
+    """The model client and sandbox a simulated agent should use: faulty ones if there is a plan."""
+    if injector is None:
+        return model, ExecutionSandbox()
+    from agentlab.trace.recorder import EpisodeTrace
+
+    traced = FaultyModelClient(model, injector, lambda episode_id: EpisodeTrace(recorder, episode_id, clock))
+    return traced, ExecutionSandbox(invoker=FaultyToolInvoker(injector))

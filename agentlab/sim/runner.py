@@ -37,11 +37,10 @@ from agentlab.components.evaluator import Evaluator
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.recovery import RecoveryHandler
-from agentlab.components.sandbox import ExecutionSandbox
 from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import Fault, FaultPlan, load_fault_plan
-from agentlab.faults.transports import FaultyModelClient, FaultyToolInvoker
+from agentlab.faults.transports import instrument
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
@@ -272,12 +271,8 @@ async def _run_episodes(
     clock = Clock()
     template = build_template(suite.world)
     memory = MemoryManager(memory_path)
-    model = build_model(suite, tiers, rng, registry)
     injector = FaultInjector(plan, opts.seed) if plan else None
-    sandbox = ExecutionSandbox()
-    if injector is not None:
-        model = FaultyModelClient(model, injector, lambda episode_id: EpisodeTrace(recorder, episode_id, clock))
-        sandbox = ExecutionSandbox(invoker=FaultyToolInvoker(injector))
+    model, sandbox = instrument(build_model(suite, tiers, rng, registry), injector, recorder, clock)
     agent = AgentSystem(
         model=model,
         registry=registry,
