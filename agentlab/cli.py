@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a scenario suite and write a run directory")
-    run.add_argument("suite", help="suite YAML, e.g. fixtures/suites/support.yaml")
+    run.add_argument("suite", nargs="?", help="suite YAML, e.g. fixtures/suites/support.yaml")
     run.add_argument("--strategy", choices=["react", "plan"], default="react")
     run.add_argument("--llm", choices=["sim"], default="sim", help="model backend (default: the simulated model)")
     run.add_argument("--tiers", help="tier profiles YAML (default: the nearest tiers.yaml above the suite)")
@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--resume", metavar="DIR", help="continue a killed run from its last checkpoint")
 
     report = sub.add_parser("report", help="write a self-contained HTML report from run directories")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -73,7 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agentlab.sim.runner import RunOptions, run_suite
+    from agentlab.sim.runner import RunOptions, resume_options, run_suite
+
+    if args.resume:
+        result = run_suite(resume_options(args.resume), resume=True)
+        print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
+        return 0
+    if not args.suite:
+        raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
 
     opts = RunOptions(
         suite=args.suite,

@@ -113,7 +113,7 @@ def resilience_figures(events: pd.DataFrame) -> dict[str, Any]:
         "duplicate_side_effects": int(graded["duplicate_side_effects"].fillna(0).sum())
         if len(graded) and "duplicate_side_effects" in graded
         else 0,
-        "resumed_episodes": len(_count(events, "episode_resumed")),
+        "resumed_episodes": len(_count(events, "run_resumed")),
     }
 
 

@@ -68,10 +68,14 @@ class MemoryManager:
         if self._pending:
             with self.conn:
                 self.conn.execute("BEGIN")
-                self.conn.executemany(
-                    "INSERT INTO memory (user_id, session_id, t, role, content) VALUES (?, ?, ?, ?, ?)", self._pending
-                )
-            self._pending.clear()
+                self.write_pending()
+
+    def write_pending(self) -> None:
+        """Write buffered saves inside the caller's transaction (a checkpoint commits them with its own row)."""
+        self.conn.executemany(
+            "INSERT INTO memory (user_id, session_id, t, role, content) VALUES (?, ?, ?, ?, ?)", self._pending
+        )
+        self._pending.clear()
 
     def close(self) -> None:
         self.flush()

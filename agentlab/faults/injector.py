@@ -73,6 +73,19 @@ class FaultInjector:
             for key in [k for k in table if k[1] == episode_id]:
                 del table[key]
 
+    def snapshot(self) -> dict[str, Any]:
+        """Run-scoped counters (episode-scoped ones end with their episode): for checkpoints."""
+        return {
+            "run_matches": {str(k): v for k, v in sorted(self._run_matches.items())},
+            "burst_run": {str(k[0]): v for k, v in sorted(self._burst_used.items()) if k[1] == "run"},
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        for k, v in data["run_matches"].items():
+            self._run_matches[int(k)] = v
+        for k, v in data["burst_run"].items():
+            self._burst_used[(int(k), "run")] = v
+
     # --- decisions -------------------------------------------------------------------------------
 
     def for_tool(self, name: str, episode_id: str, now: float, trace: Any) -> Fault | None:

@@ -234,3 +234,10 @@ class BreakerRegistry:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._breakers.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: b.snapshot() for name, b in sorted(self._breakers.items())}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        for name, state in data.items():
+            self.get(name).restore(state)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -46,12 +47,13 @@ from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
 from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import Scenario, Suite
+from agentlab.sim.checkpoint import Checkpoint, RunCheckpoints
 from agentlab.sim.clock import Clock
 from agentlab.sim.grading import expected_state
 from agentlab.sim.loop import run_virtual
 from agentlab.sim.rng import RngTree
 from agentlab.tools.registry import ToolRegistry
-from agentlab.trace.events import EpisodeGraded, EpisodeStarted
+from agentlab.trace.events import EpisodeGraded, EpisodeStarted, RunResumed
 from agentlab.trace.recorder import EpisodeTrace, Recorder
 from agentlab.world.store import World, build_template
 
@@ -95,7 +97,7 @@ class RunResult:
         return summary_html(self.summary, title=f"Run {self.run_id} → {self.run_dir}")
 
 
-def run_on_virtual_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_on_virtual_loop(make: Callable[[], Coroutine[Any, Any, T]], start: float = 0.0) -> T:
     """Run a coroutine on a fresh virtual-time loop.
 
     Inside Jupyter (or any running event loop) a second loop cannot run in the same thread, so the
@@ -104,9 +106,9 @@ def run_on_virtual_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return run_virtual(make())
+        return run_virtual(make(), start=start)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentlab-sim") as pool:
-        return pool.submit(lambda: run_virtual(make())).result()
+        return pool.submit(lambda: run_virtual(make(), start=start)).result()
 
 
 def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
@@ -171,8 +173,27 @@ def build_model(suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegi
     return SimulatedModel(tiers, suite.scenarios, rng, safe_tools=safe)
 
 
-def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunResult:
-    """Validate everything, run every episode, and write the run directory."""
+def resume_options(run_dir: str | Path) -> RunOptions:
+    """The options a run directory was started with (from its ``run.json``), to resume it."""
+    run_dir = Path(run_dir)
+    marker = run_dir / RUN_MARKER
+    if not marker.exists():
+        raise InputError(str(run_dir), "--resume", "not an agentlab run directory (no run.json)")
+    if (run_dir / "summary.json").exists():
+        raise InputError(str(run_dir), "--resume", "this run already finished (summary.json exists)")
+    config = orjson.loads(marker.read_bytes())
+    fields = {k: config[k] for k in RunOptions.model_fields if k in config and k != "faults"}
+    faults = FaultPlan.model_validate(config["faults"]) if config.get("faults") else None
+    return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"],
+                         "progress": False})  # fmt: skip
+
+
+def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False) -> RunResult:
+    """Validate everything, run every episode, and write the run directory.
+
+    With ``resume=True`` (``agentlab run --resume DIR``), continue a killed run in ``opts.out`` from its
+    last checkpoint: finished episodes are not run again.
+    """
     if registry is None:
         from agentlab.tools.support import registry as support_registry
 
@@ -197,6 +218,17 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunR
         plan = FaultPlan(faults=(plan,))
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
     run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}")
+    partial = run_dir / "events.jsonl.partial"
+    checkpoint: Checkpoint | None = None
+    if resume:
+        if orjson.loads((run_dir / RUN_MARKER).read_bytes())["run_id"] != run_id:
+            raise InputError(str(run_dir), "--resume", "the suite, tiers or code changed since this run started")
+        memory = MemoryManager(run_dir / "memory.sqlite")
+        checkpoint = RunCheckpoints(memory).load()
+        memory.close()
+        if not partial.exists():
+            partial.touch()
+        return _execute_run(suite, tiers, tier, opts, registry, plan, run_id, run_dir, checkpoint, resumed=True)
     prepare_run_dir(run_dir)
     config = {
         "run_id": run_id,
@@ -208,12 +240,34 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None) -> RunR
         "suite_digest": suite.digest,
     }
     (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return _execute_run(suite, tiers, tier, opts, registry, plan, run_id, run_dir, None, resumed=False)
 
+
+def _execute_run(
+    suite: Suite,
+    tiers: TierTable,
+    tier: str,
+    opts: RunOptions,
+    registry: ToolRegistry,
+    plan: FaultPlan | None,
+    run_id: str,
+    run_dir: Path,
+    checkpoint: Checkpoint | None,
+    *,
+    resumed: bool,
+) -> RunResult:
     partial = run_dir / "events.jsonl.partial"
+    resume_at = (checkpoint.trace_offset, checkpoint.seq) if checkpoint else ((0, 0) if resumed else None)
     started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
-    with Recorder(run_id, partial) as recorder:
+    with Recorder(run_id, partial, resume_at=resume_at) as recorder:
+        kill_after = os.environ.get("AGENTLAB_KILL_AFTER_EVENTS")
+        if kill_after:  # crash testing: the run SIGKILLs itself after this many events
+            recorder.listeners.append(_killer(int(kill_after)))
         run_on_virtual_loop(
-            lambda: _run_episodes(suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite", plan)
+            lambda: _run_episodes(
+                suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite", plan, checkpoint, resumed
+            ),
+            start=checkpoint.t if checkpoint else 0.0,
         )
     wall = time.perf_counter() - started
 
@@ -257,6 +311,17 @@ class Simulation:
     expected: dict[str, dict[str, Any]]
 
 
+def _killer(after: int) -> Callable[[Any], None]:
+    seen = [0]
+
+    def listener(event: Any) -> None:
+        seen[0] += 1
+        if seen[0] >= after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return listener
+
+
 async def _run_episodes(
     suite: Suite,
     tiers: TierTable,
@@ -266,11 +331,15 @@ async def _run_episodes(
     recorder: Recorder,
     memory_path: Path,
     plan: FaultPlan | None,
+    checkpoint: Checkpoint | None = None,
+    resumed: bool = False,
 ) -> None:
     rng = RngTree(opts.seed)
     clock = Clock()
     template = build_template(suite.world)
-    memory = MemoryManager(memory_path)
+    # Memory rows are committed only with the checkpoint that covers them (see sim/checkpoint.py).
+    memory = MemoryManager(memory_path, flush_every=1 << 30)
+    checkpoints = RunCheckpoints(memory)
     injector = FaultInjector(plan, opts.seed) if plan else None
     model, sandbox = instrument(build_model(suite, tiers, rng, registry), injector, recorder, clock)
     agent = AgentSystem(
@@ -300,12 +369,29 @@ async def _run_episodes(
         expected={},
     )
     total = len(suite.scenarios) * opts.epochs
+    first, resumes = 0, 0
+    if checkpoint is not None:
+        first, resumes = checkpoint.next_episode, checkpoint.resumes
+        if agent.recovery.breakers is not None:
+            agent.recovery.breakers.restore(checkpoint.state["breakers"])
+        if injector is not None:
+            injector.restore(checkpoint.state["injector"])
+    if resumed:
+        resumes += 1
+        EpisodeTrace(recorder, "", clock).emit(RunResumed(next_episode=first))
     try:
         with progress_bar(total, suite.name, enabled=opts.progress) as bar:
-            for epoch in range(opts.epochs):
-                for scenario in suite.scenarios:
-                    await run_episode(sim, scenario, epoch)
-                    bar.update()
+            bar.update(first)
+            for index in range(first, total):
+                epoch, scenario = divmod(index, len(suite.scenarios))
+                await run_episode(sim, suite.scenarios[scenario], epoch)
+                state = {
+                    "breakers": agent.recovery.breakers.snapshot() if agent.recovery.breakers is not None else {},
+                    "injector": injector.snapshot() if injector is not None else {},
+                }
+                offset, seq = recorder.position()
+                checkpoints.save(index + 1, clock.now(), offset, seq, state, resumes)
+                bar.update()
     finally:
         memory.close()
         template.close()
@@ -368,7 +454,11 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
             answer_contains=scenario.expect.answer_contains,
             answer_excludes=scenario.expect.answer_excludes,
         )
-        duplicates = duplicate_side_effects(world.effects(), sim.non_idempotent)
+        ledger = world.effects()
+        duplicates = duplicate_side_effects(ledger, sim.non_idempotent)
+        effects = [
+            {"tool": e["tool"], "action": e["action"], "args": e["args"], "call_id": e["call_id"]} for e in ledger
+        ]
     finally:
         world.close()
         if sim.injector is not None:
@@ -384,5 +474,6 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
             status=response.status,
             reasons=grade.reasons,
             duplicate_side_effects=duplicates,
+            effects=effects,
         )
     )

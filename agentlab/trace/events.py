@@ -200,8 +200,9 @@ class EpisodeGraded(Event):
     answer_ok: bool
     status: str
     reasons: list[str] = field(default_factory=list)
-    # From the world's own ledger: non-idempotent effects applied more than once.
+    # From the world's own ledger: non-idempotent effects applied more than once, and the ledger itself.
     duplicate_side_effects: int = 0
+    effects: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -263,3 +264,11 @@ class RolledBack(Event):
     tool: str
     compensated: bool
     reason: str
+
+
+@dataclass(kw_only=True)
+class RunResumed(Event):
+    """A killed run was resumed: episodes from ``next_episode`` on are (re-)run."""
+
+    kind: str = "run_resumed"
+    next_episode: int

@@ -28,13 +28,24 @@ class Recorder:
     Without a path, events are kept in memory (``events``) for tests and notebooks.
     """
 
-    def __init__(self, run_id: str, path: Path | None = None, *, buffer_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        path: Path | None = None,
+        *,
+        buffer_bytes: int = 1 << 20,
+        resume_at: tuple[int, int] | None = None,
+    ) -> None:
+        """``resume_at=(offset, seq)`` reopens a trace at a checkpoint: later bytes are cut off."""
         self.run_id = run_id
         self.path = path
+        if resume_at is not None and path is not None:
+            with open(path, "r+b") as fh:
+                fh.truncate(resume_at[0])
         self._fh: IO[bytes] | None = open(path, "ab", buffering=buffer_bytes) if path is not None else None  # noqa: SIM115
         self._pending: list[bytes] | None = [] if self._fh is not None else None
         self._events: list[Event] = []
-        self._seq = 0
+        self._seq = resume_at[1] if resume_at is not None else 0
         self.listeners: list[Callable[[Event], None]] = []
 
     def record(self, event: Event) -> None:
@@ -56,6 +67,11 @@ class Recorder:
         assert self._fh is not None and self._pending is not None
         self._fh.write(b"".join(self._pending))
         self._pending.clear()
+
+    def position(self) -> tuple[int, int]:
+        """(byte offset, last seq) with everything so far handed to the OS: what a checkpoint records."""
+        self.flush()
+        return (self._fh.tell() if self._fh is not None else 0), self._seq
 
     def flush(self) -> None:
         if self._fh is not None:

@@ -1,0 +1,71 @@
+"""A run SIGKILLed mid-suite (a real subprocess) and resumed ends exactly as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["run", str(ROOT / "fixtures/suites/support.yaml"), "--seed", "3", "--epochs", "2",
+        "--faults", str(ROOT / "fixtures/faults/transient-10.yaml"), "--quiet"]  # fmt: skip
+
+
+def agentlab(*args: str, kill_after: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "AGENTLAB_KILL_AFTER_EVENTS"}
+    if kill_after is not None:
+        env["AGENTLAB_KILL_AFTER_EVENTS"] = str(kill_after)
+    return subprocess.run([sys.executable, "-m", "agentlab", *args], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)  # fmt: skip
+
+
+def events(run_dir: Path) -> list[dict]:
+    lines = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in e.items() if k != "seq"} for e in lines if e["kind"] != "run_resumed"]
+
+
+def comparable(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("wall_seconds", "resumed_episodes")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("whole")
+    proc = agentlab(*ARGS, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize("where", [0.005, 0.37, 0.83])  # before the first checkpoint, early, late
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, uninterrupted: Path,
+                                                           where: float) -> None:  # fmt: skip
+    out = tmp_path / "run"
+    total = len((uninterrupted / "events.jsonl").read_text().splitlines())
+    kill_after = max(1, int(total * where))
+    killed = agentlab(*ARGS, "--out", str(out), kill_after=kill_after)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (out / "summary.json").exists() and (out / "events.jsonl.partial").exists()
+
+    resumed = agentlab("run", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+
+    assert events(out) == events(uninterrupted)  # every decision, time and world ledger, in order
+    ledger = [e["effects"] for e in events(out) if e["kind"] == "episode_graded"]
+    assert ledger == [e["effects"] for e in events(uninterrupted) if e["kind"] == "episode_graded"]
+    assert any(ledger)
+    whole = json.loads((uninterrupted / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert comparable(summary) == comparable(whole)
+    assert summary["resumed_episodes"] == 1 and whole["resumed_episodes"] == 0
+    assert summary["duplicate_side_effects"] == 0
+
+
+def test_resume_refuses_a_finished_run(uninterrupted: Path) -> None:
+    proc = agentlab("run", "--resume", str(uninterrupted))
+    assert proc.returncode == 2
+    assert "already finished" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
