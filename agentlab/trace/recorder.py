@@ -126,6 +126,3 @@ class EpisodeTrace:
         else:
             rec._events.append(event)
 
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    return orjson.loads(_DUMPS(event))
