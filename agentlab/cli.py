@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--resume", metavar="DIR", help="continue a killed run from its last checkpoint")
+    run.add_argument(
+        "--durable-worlds",
+        action="store_true",
+        help="keep the in-flight episode's world on disk with a journal of every call (resume mid-episode)",
+    )
 
     report = sub.add_parser("report", help="write a self-contained HTML report from run directories")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -95,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         only=args.only,
         faults=args.faults,
         resilience=not args.no_resilience,
+        durable_worlds=args.durable_worlds,
         progress=not args.quiet and sys.stderr.isatty(),
     )
     result = run_suite(opts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -59,8 +60,13 @@ def world(template: sqlite3.Connection) -> Iterator[World]:
     w.close()
 
 
-def call(world: World, tool: str, call_id: str = "c1", **args: Any) -> Any:
-    """Validate ``args`` like the router does and run the support tool on ``world``."""
+_call_ids = itertools.count(1)
+
+
+def call(world: World, tool: str, call_id: str | None = None, **args: Any) -> Any:
+    """Validate ``args`` like the router does and run the support tool on ``world`` (a fresh call id each time,
+    as an agent gives every call its own)."""
+    call_id = call_id or f"c{next(_call_ids)}"
     spec = support[tool]
     validated = spec.args_model.model_validate(args).__dict__
     return run_virtual(spec.fn(ToolContext(world=world, call_id=call_id), **validated))

@@ -1,14 +1,17 @@
 """The customer-support tools, acting on the simulated :class:`~agentlab.world.World`.
 
 Each tool first pays its simulated infrastructure cost (``world.io``: latency and intrinsic
-flakiness), then runs its reads and writes in one savepoint, and records every side effect in
-the world's ledger. Tools raise :class:`ToolFailed` for business-rule refusals (retrying will not
-help) and :class:`ToolTransientError` for upstream hiccups.
+flakiness), then runs its reads and writes in one savepoint, records every side effect in the
+world's ledger, and its outcome in the world's journal (see :func:`world_tool`). Tools raise
+:class:`ToolFailed` for business-rule refusals (retrying will not help) and
+:class:`ToolTransientError` for upstream hiccups.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from agentlab.errors import ToolFailed
@@ -16,6 +19,28 @@ from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
 
 registry = ToolRegistry()
+
+
+def world_tool(**meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a support tool whose body is plain code against the world.
+
+    The wrapper pays the tool's simulated I/O (latency, flakiness), then has the world run the body
+    *journaled*: the outcome is written to the world's journal in the same transaction as its side
+    effects, and a call the journal already holds (a resumed episode replaying) is answered from it.
+    """
+
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        name = body.__name__
+
+        @functools.wraps(body)
+        async def tool(ctx: ToolContext, **args: Any) -> Any:
+            await ctx.world.io(name)
+            return ctx.world.journaled(name, ctx.call_id, ctx.attempt, lambda: body(ctx, **args))
+
+        registry.tool(**meta)(tool)
+        return tool
+
+    return decorate
 
 
 def _order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
@@ -40,26 +65,23 @@ def _effect(ctx: ToolContext, tool: str, args: dict[str, Any], action: str = "ap
 # --- reads -----------------------------------------------------------------------------------------
 
 
-@registry.tool(permissions=["orders:read"], timeout_s=10)
-async def lookup_order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+@world_tool(permissions=["orders:read"], timeout_s=10)
+def lookup_order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
     """Look up an order by id: status, total, amount refunded so far, address and notes."""
-    await ctx.world.io("lookup_order")
     return _order(ctx, order_id)
 
 
-@registry.tool(permissions=["customers:read"], timeout_s=10, redact=["phone"])
-async def get_customer(ctx: ToolContext, customer_id: str) -> dict[str, Any]:
+@world_tool(permissions=["customers:read"], timeout_s=10, redact=["phone"])
+def get_customer(ctx: ToolContext, customer_id: str) -> dict[str, Any]:
     """Get a customer's profile and the ids of their orders."""
-    await ctx.world.io("get_customer")
     row = _customer(ctx, customer_id)
     orders = ctx.world.all("SELECT id FROM orders WHERE customer_id = ? ORDER BY id", customer_id)
     return {**row, "order_ids": [o["id"] for o in orders]}
 
 
-@registry.tool(permissions=["customers:read"], timeout_s=10)
-async def search_customers(ctx: ToolContext, query: str) -> dict[str, Any]:
+@world_tool(permissions=["customers:read"], timeout_s=10)
+def search_customers(ctx: ToolContext, query: str) -> dict[str, Any]:
     """Find customers whose name or email contains the query (case-insensitive)."""
-    await ctx.world.io("search_customers")
     like = f"%{query.lower()}%"
     rows = ctx.world.all(
         "SELECT * FROM customers WHERE lower(name) LIKE ? OR lower(email) LIKE ? ORDER BY id", like, like
@@ -67,10 +89,9 @@ async def search_customers(ctx: ToolContext, query: str) -> dict[str, Any]:
     return {"matches": rows}
 
 
-@registry.tool(permissions=["inventory:read"], timeout_s=10)
-async def check_inventory(ctx: ToolContext, product_id: str) -> dict[str, Any]:
+@world_tool(permissions=["inventory:read"], timeout_s=10)
+def check_inventory(ctx: ToolContext, product_id: str) -> dict[str, Any]:
     """Check a product's name, price and units in stock."""
-    await ctx.world.io("check_inventory")
     row = ctx.world.one("SELECT id AS product_id, name, price, stock FROM products WHERE id = ?", product_id)
     if row is None:
         raise ToolFailed(f"product {product_id} not found")
@@ -92,17 +113,15 @@ def _rank(rows: list[dict[str, Any]], query: str, k: int = 3) -> list[dict[str, 
     return [row for _, _, row in scored[:k]]
 
 
-@registry.tool(permissions=["kb:read"], timeout_s=10)
-async def kb_search(ctx: ToolContext, query: str) -> dict[str, Any]:
+@world_tool(permissions=["kb:read"], timeout_s=10)
+def kb_search(ctx: ToolContext, query: str) -> dict[str, Any]:
     """Search the internal knowledge base (policies, shipping, returns, warranty)."""
-    await ctx.world.io("kb_search")
     return {"articles": _rank(ctx.world.all("SELECT * FROM kb_articles ORDER BY id"), query)}
 
 
-@registry.tool(permissions=["web:read"], timeout_s=15, external=True, fallback="kb_search", cost_usd=0.002)
-async def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
+@world_tool(permissions=["web:read"], timeout_s=15, external=True, fallback="kb_search", cost_usd=0.002)
+def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
     """Search the public web (carriers, manufacturers). External and flaky; falls back to kb_search."""
-    await ctx.world.io("web_search")
     rows = _rank(ctx.world.all("SELECT * FROM web_pages ORDER BY id"), query)
     return {"results": [{"url": r["url"], "title": r["title"], "body": r["body"]} for r in rows]}
 
@@ -110,10 +129,9 @@ async def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
 # --- writes ----------------------------------------------------------------------------------------
 
 
-@registry.tool(permissions=["refunds"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
-async def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
+@world_tool(permissions=["refunds"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
+def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
     """Refund part or all of an order's total to the customer's original payment method."""
-    await ctx.world.io("issue_refund")
     if (earlier := ctx.world.replay("issue_refund", ctx.idempotency_key)) is not None:
         return earlier
     with ctx.world.transaction() as w:
@@ -141,6 +159,10 @@ async def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: s
 
 
 async def _undo_cancel(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
+    ctx.world.journaled("undo:cancel_order", ctx.call_id, 0, lambda: _restore_order(ctx, args, result))
+
+
+def _restore_order(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
     with ctx.world.transaction() as w:
         order = _order(ctx, args["order_id"])
         w.execute("UPDATE orders SET status = ? WHERE id = ?", result["previous_status"], order["id"])
@@ -148,10 +170,9 @@ async def _undo_cancel(ctx: ToolContext, args: dict[str, Any], result: dict[str,
         _effect(ctx, "cancel_order", {"order_id": order["id"]}, action="compensate")
 
 
-@registry.tool(permissions=["orders:write"], timeout_s=20, side_effects=True, rollback=_undo_cancel)
-async def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dict[str, Any]:
+@world_tool(permissions=["orders:write"], timeout_s=20, side_effects=True, rollback=_undo_cancel)
+def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dict[str, Any]:
     """Cancel an order that has not shipped yet and put its items back in stock."""
-    await ctx.world.io("cancel_order")
     with ctx.world.transaction() as w:
         order = _order(ctx, order_id)
         if order["status"] != "processing":
@@ -164,15 +185,18 @@ async def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dic
 
 
 async def _undo_address(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
+    ctx.world.journaled("undo:update_address", ctx.call_id, 0, lambda: _restore_address(ctx, args, result))
+
+
+def _restore_address(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
     with ctx.world.transaction() as w:
         w.execute("UPDATE customers SET address = ? WHERE id = ?", result["previous_address"], args["customer_id"])
         _effect(ctx, "update_address", {"customer_id": args["customer_id"]}, action="compensate")
 
 
-@registry.tool(permissions=["customers:write"], timeout_s=20, side_effects=True, rollback=_undo_address)
-async def update_address(ctx: ToolContext, customer_id: str, address: str) -> dict[str, Any]:
+@world_tool(permissions=["customers:write"], timeout_s=20, side_effects=True, rollback=_undo_address)
+def update_address(ctx: ToolContext, customer_id: str, address: str) -> dict[str, Any]:
     """Change a customer's shipping address (orders already shipped keep the old one)."""
-    await ctx.world.io("update_address")
     with ctx.world.transaction() as w:
         customer = _customer(ctx, customer_id)
         w.execute("UPDATE customers SET address = ? WHERE id = ?", address, customer_id)
@@ -182,12 +206,11 @@ async def update_address(ctx: ToolContext, customer_id: str, address: str) -> di
     return result
 
 
-@registry.tool(
+@world_tool(
     permissions=["email:send"], timeout_s=20, idempotent=False, side_effects=True, cost_usd=0.0001, redact=["body"]
 )
-async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
+def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
     """Send an email to a customer. Cannot be unsent."""
-    await ctx.world.io("send_email")
     with ctx.world.transaction() as w:
         _customer(ctx, customer_id)
         email_id = w.next_id("emails", "EM")
@@ -204,8 +227,8 @@ async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str
     return result
 
 
-@registry.tool(permissions=["tickets:write"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
-async def create_ticket(
+@world_tool(permissions=["tickets:write"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
+def create_ticket(
     ctx: ToolContext,
     customer_id: str,
     subject: str,
@@ -213,7 +236,6 @@ async def create_ticket(
     priority: Literal["low", "normal", "high", "urgent"] = "normal",
 ) -> dict[str, Any]:
     """Open a follow-up ticket for the support team."""
-    await ctx.world.io("create_ticket")
     if (earlier := ctx.world.replay("create_ticket", ctx.idempotency_key)) is not None:
         return earlier
     with ctx.world.transaction() as w:
@@ -234,10 +256,9 @@ async def create_ticket(
     return result
 
 
-@registry.tool(permissions=["escalate"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
-async def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> dict[str, Any]:
+@world_tool(permissions=["escalate"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
+def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> dict[str, Any]:
     """Hand the conversation to a human agent."""
-    await ctx.world.io("escalate_to_human")
     if (earlier := ctx.world.replay("escalate_to_human", ctx.idempotency_key)) is not None:
         return earlier
     with ctx.world.transaction() as w:

@@ -125,4 +125,3 @@ class EpisodeTrace:
                 rec._write_pending()
         else:
             rec._events.append(event)
-

@@ -1,9 +1,16 @@
 """The world's embedded store: SQLite, so side effects, transactions and rollbacks are real.
 
-Each episode gets its own in-memory database, copied page-by-page from a template built once
-per suite (``sqlite3.Connection.backup``), then patched with the scenario's changes. Every
-side effect a tool applies is also appended to the ``effects`` ledger — the world's own record,
-which later checks (duplicate side effects, unauthorized calls) read instead of trusting the agent.
+Each episode gets its own database, copied page-by-page from a template built once per suite
+(``sqlite3.Connection.backup``), then patched with the scenario's changes: in memory, or in a file
+when the run is checkpointed, so that side effects survive a killed process. Every side effect a
+tool applies is also appended to the ``effects`` ledger — the world's own record, which later
+checks (duplicate side effects, unauthorized calls) read instead of trusting the agent.
+
+Every tool call's outcome also goes to the ``journal``, in the same transaction as its effects,
+keyed by (call id, tool, attempt). A resumed episode re-runs deterministically from its start, so
+it repeats the calls it made before the kill in the same order; the world answers those from the
+journal instead of executing them again (how durable-execution engines replay a workflow), and the
+first call the journal does not hold runs for real.
 """
 
 from __future__ import annotations
@@ -11,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from agentlab.errors import ToolTransientError
+from agentlab.errors import ToolFailed, ToolTransientError
 from agentlab.world.model import ROW_MODELS, Environment, WorldSpec
 
 SCHEMA = """
@@ -35,6 +43,8 @@ CREATE TABLE escalations (id TEXT PRIMARY KEY, customer_id TEXT, reason TEXT, t 
 CREATE TABLE effects (seq INTEGER PRIMARY KEY, t REAL, tool TEXT, action TEXT, call_id TEXT,
                       idempotency_key TEXT, args TEXT, result TEXT);
 CREATE INDEX effects_key ON effects (tool, idempotency_key);
+CREATE TABLE journal (call_id TEXT, tool TEXT, attempt INTEGER, ok INTEGER, payload TEXT,
+                      PRIMARY KEY (call_id, tool, attempt));
 """
 
 STATE_TABLES = ("customers", "products", "orders", "refunds", "emails", "tickets", "escalations")
@@ -78,6 +88,7 @@ class World:
         self.rng = rng or random.Random(0)
         self.env = environment or Environment()
         self._depth = 0
+        self.replayed = 0  # calls answered from the journal (a resumed episode)
 
     @classmethod
     def from_template(
@@ -94,6 +105,67 @@ class World:
         return world
 
     # --- time and infrastructure behaviour ----------------------------------------------------
+
+    @classmethod
+    def persisted(
+        cls,
+        template: sqlite3.Connection,
+        path: Path,
+        episode_id: str,
+        patch: dict[str, list[dict[str, Any]]] | None = None,
+        **kwargs: Any,
+    ) -> World:
+        """A file-backed world for ``episode_id``: reopened if the file already holds that episode."""
+        if path.exists():
+            conn = sqlite3.connect(path, isolation_level=None)
+            try:
+                owner = conn.execute("SELECT value FROM meta WHERE key = 'episode'").fetchone()
+            except sqlite3.OperationalError:
+                owner = None
+            if owner is not None and owner[0] == episode_id:
+                return cls(conn, **kwargs)
+            conn.close()
+        remove_world_file(path)
+        conn = sqlite3.connect(path, isolation_level=None)
+        template.backup(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = OFF")  # a killed process loses nothing the OS already holds
+        world = cls(conn, **kwargs)
+        if patch:
+            world.apply_patch(patch)
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('episode', ?)", (episode_id,))  # last: marks the file complete
+        return world
+
+    # --- the journal -----------------------------------------------------------------------------
+
+    def journaled(self, tool: str, call_id: str, attempt: int, body: Callable[[], Any]) -> Any:
+        """Run ``body`` in one transaction with its journal row, or answer from the journal.
+
+        A call without an id (a tool called directly, outside an agent) cannot be recognised on
+        replay, so it is simply run.
+        """
+        if not call_id:
+            with self.transaction():
+                return body()
+        row = self.one(
+            "SELECT ok, payload FROM journal WHERE call_id = ? AND tool = ? AND attempt = ?", call_id, tool, attempt
+        )
+        if row is not None:
+            self.replayed += 1
+            if row["ok"]:
+                return orjson.loads(row["payload"])
+            raise ToolFailed(row["payload"])
+        try:
+            with self.transaction():
+                result = body()
+                self.execute(
+                    "INSERT INTO journal VALUES (?, ?, ?, 1, ?)", call_id, tool, attempt, orjson.dumps(result).decode()
+                )
+        except ToolFailed as exc:
+            self.execute("INSERT INTO journal VALUES (?, ?, ?, 0, ?)", call_id, tool, attempt, str(exc))
+            raise
+        return result
 
     def now(self) -> float:
         return self.clock.now() if self.clock is not None else 0.0
@@ -211,3 +283,8 @@ class World:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def remove_world_file(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
