@@ -1,0 +1,288 @@
+"""The OpenAI Chat Completions adapter: agentlab's ModelClient over the ``openai`` SDK, native tools.
+
+Why Chat Completions rather than the Responses API: it is the wire format OpenAI-compatible
+endpoints (OpenRouter, vLLM, Ollama …) also speak, so one adapter serves them all.
+
+The conversions are module functions, not methods, so tests can check them without a client.
+The SDK keeps its own retries (``max_retries`` on the client); :attr:`OpenAIChatModel.last_attempts`
+makes them visible to the agent's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import openai
+import pydantic
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from agentlab.errors import BadRequest, MalformedResponse, ModelConnectionError, ModelError, ModelTimeout
+from agentlab.llm.providers.common import (
+    attempts_from_request,
+    error_detail,
+    parse_arguments,
+    root_cause,
+    status_error,
+)
+from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
+
+PROVIDER = "openai"
+
+_STOP: dict[str, StopReason] = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+
+
+# --- request -------------------------------------------------------------------------------------
+
+
+def to_openai_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """agentlab messages → Chat Completions messages (system/user/assistant+tool_calls/tool).
+
+    An assistant turn that only calls tools carries no ``content`` key, as the SDKs send it.
+    Arguments go back verbatim (``raw_arguments``) so the model sees exactly what it wrote.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            if not m.tool_call_id:
+                raise BadRequest(f"{PROVIDER}: a tool message needs the tool_call_id it answers")
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+            continue
+        item: dict[str, Any] = {"role": m.role}
+        if m.content or not m.tool_calls:
+            item["content"] = m.content
+        if m.tool_calls:
+            item["tool_calls"] = [
+                {
+                    "type": "function",
+                    "id": c.id,
+                    "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments or {})},
+                }
+                for c in m.tool_calls
+            ]
+        if m.name:
+            item["name"] = m.name
+        out.append(item)
+    return out
+
+
+def to_openai_tools(tools: Iterable[ToolDefinition], *, strict: bool = False) -> list[dict[str, Any]]:
+    """Tool definitions → ``{"type": "function", "function": {...}}``; ``strict`` turns on structured outputs."""
+    result = []
+    for t in tools:
+        function: dict[str, Any] = {"name": t.name, "description": t.description, "parameters": t.parameters}
+        if strict:
+            function["strict"] = True
+        result.append({"type": "function", "function": function})
+    return result
+
+
+def request_params(
+    request: ModelRequest,
+    *,
+    stream: bool,
+    strict_tools: bool = False,
+    max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
+) -> dict[str, Any]:
+    """Keyword arguments for ``chat.completions.create``. ``request.metadata`` is never sent."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": to_openai_messages(request.messages),
+        max_tokens_param: request.max_tokens,
+    }
+    if request.tools:
+        params["tools"] = to_openai_tools(request.tools, strict=strict_tools)
+    if request.response_format == "json":
+        params["response_format"] = {"type": "json_object"}
+    if stream:
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+    return params
+
+
+# --- response ------------------------------------------------------------------------------------
+
+
+def _stop_reason(finish: str | None, has_calls: bool) -> StopReason:
+    if finish is None:
+        # Some OpenAI-compatible servers end a tool-call stream without a finish_reason.
+        return "tool_use" if has_calls else "other"
+    return _STOP.get(finish, "other")
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details is not None else 0,
+    )
+
+
+def _tool_call(call: Any) -> ToolCall:
+    if getattr(call, "type", "function") == "custom":  # free-text custom tools: never JSON
+        return ToolCall(id=call.id, name=call.custom.name, arguments=None, raw_arguments=call.custom.input)
+    raw = call.function.arguments or ""
+    return ToolCall(id=call.id, name=call.function.name, arguments=parse_arguments(raw), raw_arguments=raw)
+
+
+def from_openai_completion(completion: ChatCompletion, *, fallback_model: str = "") -> ModelResponse:
+    """A ChatCompletion → ModelResponse (first choice; a refusal's text becomes the answer text)."""
+    choices = getattr(completion, "choices", None)
+    error = getattr(completion, "error", None)
+    if isinstance(error, dict) and not choices:
+        # OpenAI-compatible gateways (OpenRouter) can answer 200 with an error body instead.
+        kind, message = error_detail({"error": error})
+        code = error.get("code")
+        raise status_error(PROVIDER, code if isinstance(code, int) else None, kind, message, None)
+    if not isinstance(completion, ChatCompletion) or not choices:
+        raise MalformedResponse(f"{PROVIDER}: response has no choices")
+    choice = choices[0]
+    message = choice.message
+    calls = tuple(_tool_call(c) for c in message.tool_calls or ())
+    refusal = getattr(message, "refusal", None)
+    stop = "refusal" if refusal else _stop_reason(choice.finish_reason, bool(calls))
+    return ModelResponse(
+        model=getattr(completion, "model", None) or fallback_model,
+        text=message.content or refusal or "",
+        tool_calls=calls,
+        stop_reason=stop,
+        usage=_usage(getattr(completion, "usage", None)),
+    )
+
+
+class ChatStreamAssembler:
+    """Folds ``chat.completion.chunk`` events into the ModelResponse a non-streamed call would give.
+
+    Tool calls arrive as deltas keyed by ``index``: the id and name come once (some servers repeat
+    them, so they are set, not appended), the argument text is concatenated.
+    """
+
+    def __init__(self, fallback_model: str = "") -> None:
+        self.model = fallback_model
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.usage = Usage()
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        self.model = chunk.model or self.model
+        if chunk.usage is not None:
+            self.usage = _usage(chunk.usage)
+        for choice in chunk.choices or ():
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta.content:
+                self.text.append(delta.content)
+            if delta.refusal:
+                self.refusal.append(delta.refusal)
+            for d in delta.tool_calls or ():
+                slot = self.calls.setdefault(d.index, {"id": "", "name": "", "args": []})
+                slot["id"] = slot["id"] or d.id or ""
+                if d.function is not None:
+                    slot["name"] = slot["name"] or d.function.name or ""
+                    if d.function.arguments:
+                        slot["args"].append(d.function.arguments)
+            if choice.finish_reason is not None:
+                self.finish = choice.finish_reason
+
+    def result(self) -> ModelResponse:
+        calls = []
+        for _, slot in sorted(self.calls.items()):
+            raw = "".join(slot["args"])
+            calls.append(ToolCall(id=slot["id"], name=slot["name"], arguments=parse_arguments(raw), raw_arguments=raw))
+        refusal = "".join(self.refusal)
+        return ModelResponse(
+            model=self.model,
+            text="".join(self.text) or refusal,
+            tool_calls=tuple(calls),
+            stop_reason="refusal" if refusal else _stop_reason(self.finish, bool(calls)),
+            usage=self.usage,
+        )
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def map_openai_error(err: openai.OpenAIError) -> ModelError:
+    """One SDK exception → one agentlab ModelError (timeouts before connection errors: a subclass)."""
+    if isinstance(err, openai.APITimeoutError):
+        return ModelTimeout(f"{PROVIDER}: request timed out")
+    if isinstance(err, openai.APIConnectionError):
+        cause = root_cause(err)
+        return ModelConnectionError(f"{PROVIDER}: {err.message}" + (f" ({cause})" if cause else ""))
+    if isinstance(err, openai.APIResponseValidationError):
+        return MalformedResponse(f"{PROVIDER} {err.status_code}: {err.message}")
+    if isinstance(err, openai.APIStatusError):
+        kind, message = error_detail(err.body)
+        # The SDK hands over the inner ``error`` object as body; its type may be missing (OpenRouter).
+        kind = kind or err.type
+        return status_error(PROVIDER, err.status_code, kind, message or err.message, err.response.headers)
+    if isinstance(err, openai.APIError):  # an error event inside a 200 stream
+        kind, message = error_detail({"error": err.body})
+        return status_error(PROVIDER, None, kind or err.type, message or err.message, None)
+    return ModelConnectionError(f"{PROVIDER}: {type(err).__name__}: {err}")
+
+
+# --- the client ----------------------------------------------------------------------------------
+
+
+class OpenAIChatModel:
+    """ModelClient for OpenAI Chat Completions (and compatible endpoints) with native tool calling.
+
+    ``stream=True`` reads the server-sent events and assembles the same ModelResponse.
+    ``last_attempts`` is how many HTTP attempts the SDK made for the last call (its own retries
+    included), or None if no request was sent.
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        stream: bool = False,
+        strict_tools: bool = False,
+        max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.strict_tools = strict_tools
+        self.max_tokens_param = max_tokens_param
+        self.last_attempts: int | None = None
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        params = request_params(
+            request, stream=self.stream, strict_tools=self.strict_tools, max_tokens_param=self.max_tokens_param
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.last_attempts = None
+        try:
+            raw = await self.client.chat.completions.with_raw_response.create(**params)
+            self.last_attempts = raw.retries_taken + 1
+            if self.stream:
+                assembler = ChatStreamAssembler(request.model)
+                async with raw.parse() as events:
+                    async for chunk in events:
+                        assembler.add(chunk)
+                response = assembler.result()
+            else:
+                response = from_openai_completion(raw.parse(), fallback_model=request.model)
+        except openai.OpenAIError as err:
+            self.last_attempts = attempts_from_request(getattr(err, "request", None)) or self.last_attempts
+            raise map_openai_error(err) from err
+        except (json.JSONDecodeError, pydantic.ValidationError) as err:
+            raise MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300]) from err
+        response.latency_s = loop.time() - started
+        return response
