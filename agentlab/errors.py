@@ -119,7 +119,9 @@ class BudgetExceeded(AgentError):
 
 
 class ModelError(AgentError):
-    """A model call failed."""
+    """A model call failed. ``attempts``: HTTP requests the client made before giving up (SDK retries)."""
+
+    attempts: int = 1
 
 
 class RateLimited(ModelError):

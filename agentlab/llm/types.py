@@ -90,6 +90,8 @@ class ModelResponse:
     latency_s: float = 0.0
     # USD as reported/priced by the client; None lets the cost controller price the usage.
     cost_usd: float | None = None
+    # HTTP requests the client (e.g. a provider SDK retrying by itself) made for this one call.
+    attempts: int = 1
 
 
 @runtime_checkable

@@ -97,6 +97,7 @@ class ModelCalled(Event):
     attempt: int
     ok: bool
     estimate_usd: float = 0.0  # the pre-call worst case the cost controller allowed
+    http_attempts: int = 1  # requests the client made for this call (provider SDKs retry by themselves)
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
