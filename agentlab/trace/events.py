@@ -273,3 +273,13 @@ class RunResumed(Event):
 
     kind: str = "run_resumed"
     next_episode: int
+
+
+@dataclass(kw_only=True)
+class GuardrailTriggered(Event):
+    kind: str = "guardrail"
+    stage: str  # input | tool_output | output
+    category: str
+    action: str  # refuse | neutralise | redact
+    reason: str
+    call_id: str | None = None

@@ -1,0 +1,177 @@
+"""Guardrails: screen what comes in, what tools return, and what goes out.
+
+* **Input** — the user's request is screened for prompt-injection patterns and a length limit by
+  a pluggable :class:`Classifier` (regex by default; a model-based classifier fits the same slot).
+* **Tool output** — results are screened for *indirect* injection (instructions planted in an
+  order note, a web page, a knowledge-base article) before the model reads them; a planted
+  instruction is cut out and replaced by a marker, so the model sees the data but not the order.
+* **Output** — the final answer is redacted: card numbers (Luhn-checked) and US social security
+  numbers always; emails and phone numbers only if configured (a support agent legitimately tells
+  an employee a customer's email, so that is a policy choice, not a default).
+
+Every trigger is a ``guardrail`` event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentlab.trace.events import GuardrailTriggered
+
+INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"ignore (?:all |any )?(?:previous|prior|above) instructions", re.I),
+    re.compile(r"disregard (?:all |any )?(?:previous|prior|above|your) (?:instructions|rules)", re.I),
+    re.compile(r"\b(?:SYSTEM|ADMIN) (?:NOTICE|OVERRIDE|MESSAGE)\s*:", re.I),
+    re.compile(r"you are now (?:in )?(?:developer|admin|god) mode", re.I),
+    re.compile(r"\bcall [a-z_]+ with (?:[a-z_]+=\S+\s*)+", re.I),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    flagged: bool
+    category: str = ""
+    reason: str = ""
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+_CLEAN = Verdict(False)
+
+
+class Classifier(Protocol):
+    def classify(self, text: str) -> Verdict: ...
+
+
+class PatternClassifier:
+    """Flags text matching known injection phrasings."""
+
+    def __init__(self, patterns: tuple[re.Pattern[str], ...] = INJECTION_PATTERNS) -> None:
+        self.patterns = patterns
+
+    def classify(self, text: str) -> Verdict:
+        spans = tuple(m.span() for p in self.patterns for m in p.finditer(text))
+        if not spans:
+            return _CLEAN
+        return Verdict(True, "prompt_injection", f"{len(spans)} injection pattern(s)", spans)
+
+
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ -]?)?(?:\(?\d{3}\)?[ -]?)?\d{3}[ -]\d{4}\b")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+@dataclass
+class GuardrailConfig:
+    max_input_chars: int = 4000
+    screen_input: bool = True
+    screen_tool_output: bool = True
+    redact_output: bool = True
+    redact: frozenset[str] = field(default_factory=lambda: frozenset({"card_number", "ssn"}))
+
+
+class Guardrails:
+    def __init__(self, config: GuardrailConfig | None = None, classifier: Classifier | None = None) -> None:
+        self.config = config or GuardrailConfig()
+        self.classifier = classifier or PatternClassifier()
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def screen_input(self, text: str, trace: Any) -> Verdict:
+        if not self.config.screen_input:
+            return _CLEAN
+        if len(text) > self.config.max_input_chars:
+            verdict = Verdict(True, "too_long", f"{len(text)} characters > {self.config.max_input_chars}")
+        else:
+            verdict = self.classifier.classify(text)
+        if verdict.flagged:
+            trace.emit(
+                GuardrailTriggered(stage="input", category=verdict.category, action="refuse", reason=verdict.reason)
+            )
+        return verdict
+
+    # --- tool output ---------------------------------------------------------------------------
+
+    def screen_tool_output(self, tool: str, content: str, trace: Any, call_id: str = "") -> str:
+        """The tool result with planted instructions cut out (unchanged when nothing is found)."""
+        if not self.config.screen_tool_output:
+            return content
+        verdict = self.classifier.classify(content)
+        if not verdict.flagged:
+            return content
+        cleaned = _cut(content, verdict.spans, "[removed: instruction found in tool output]")
+        trace.emit(
+            GuardrailTriggered(
+                stage="tool_output",
+                category="indirect_injection",
+                action="neutralise",
+                reason=f"{tool}: {verdict.reason}",
+                call_id=call_id,
+            )
+        )
+        return cleaned
+
+    # --- output --------------------------------------------------------------------------------
+
+    def redact_output(self, text: str, trace: Any) -> str:
+        if not self.config.redact_output:
+            return text
+        found: list[str] = []
+        kinds = self.config.redact
+
+        def card(m: re.Match[str]) -> str:
+            digits = re.sub(r"\D", "", m.group(0))
+            if 13 <= len(digits) <= 19 and _luhn(digits):
+                found.append("card_number")
+                return "[redacted card number]"
+            return m.group(0)
+
+        if "card_number" in kinds:
+            text = _CARD.sub(card, text)
+        for kind, pattern, label in (
+            ("ssn", _SSN, "[redacted SSN]"),
+            ("email", _EMAIL, "[redacted email]"),
+            ("phone", _PHONE, "[redacted phone]"),
+        ):
+            if kind in kinds:
+                text, n = pattern.subn(label, text)
+                found += [kind] * n
+        if found:
+            trace.emit(
+                GuardrailTriggered(
+                    stage="output", category="pii", action="redact", reason=", ".join(sorted(set(found)))
+                )
+            )
+        return text
+
+
+def _sentence_end(text: str, i: int) -> bool:
+    ch = text[i]
+    return ch in '"\n' or (ch == "." and (i + 1 == len(text) or text[i + 1] in ' "\n'))
+
+
+def _cut(text: str, spans: tuple[tuple[int, int], ...], marker: str) -> str:
+    """Remove each flagged span, extended to the end of its sentence (the planted order)."""
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:
+            continue
+        stop = end
+        while stop < len(text) and not _sentence_end(text, stop):
+            stop += 1
+        out += [text[last:start], marker]
+        last = stop
+    out.append(text[last:])
+    return "".join(out)
