@@ -1,15 +1,22 @@
 """Permissions Gate: who may make a request, which tools they may see, and which calls may run.
 
-Every decision is an event (and, with the audit log, a row). The planner is only ever shown the
-tools the user may use, so a refusal-worthy request is refused by the model, and a model that tries
-a tool anyway is stopped here before the tool runs.
+Three layers, each able to stop a call: the tool's ACL (the user's permissions), the policy's rule
+matrix over (role, tool, resource), and action-level constraints on the arguments (see
+:mod:`agentlab.components.policy`). An ASK sends the call to the approval queue and waits, on the
+loop's clock, for a human's answer or the deadline. Every decision is an event and an audit row.
+The planner is only ever shown the tools the user may use, so a refusal-worthy request is refused
+by the model, and a model that tries a tool anyway is stopped here before the tool runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from agentlab.components.approvals import ApprovalQueue, ApprovalRequest
+from agentlab.components.audit import AuditLog, redact
 from agentlab.components.messages import Decision, User
+from agentlab.components.policy import Constraint, Policy, resource_of
 from agentlab.llm.types import ToolDefinition
 from agentlab.tools.registry import ToolRegistry, ToolSpec
 from agentlab.trace.events import PermissionChecked
@@ -18,9 +25,22 @@ _ALLOW = Decision(True, "tool ACL satisfied")
 
 
 class PermissionsGate:
-    def __init__(self, registry: ToolRegistry, *, blocked_users: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        *,
+        blocked_users: frozenset[str] = frozenset(),
+        policy: Policy | None = None,
+        constraints: Mapping[str, tuple[Constraint, ...]] | None = None,
+        approvals: ApprovalQueue | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.registry = registry
         self.blocked_users = blocked_users
+        self.policy = policy
+        self.constraints = dict(constraints or {})
+        self.approvals = approvals or ApprovalQueue()
+        self.audit = audit
         self._visible: dict[frozenset[str], tuple[ToolDefinition, ...]] = {}
         self._required = {spec.name: sorted(spec.permissions) for spec in registry}
 
@@ -55,3 +75,47 @@ class PermissionsGate:
             )
         )
         return decision
+
+    # --- the full decision: ACL, rules, constraints, approval ------------------------------------
+
+    def evaluate(self, user: User, spec: ToolSpec, args: dict[str, Any], env: Any = None) -> tuple[str, str]:
+        """(effect, reason) for a call, before any approval: effect is allow, deny or ask."""
+        missing = spec.permissions - user.permissions
+        if missing:
+            return "deny", f"missing permission: {', '.join(sorted(missing))}"
+        if self.policy is None:
+            return "allow", "tool ACL satisfied"
+        effect, reason = self.policy.decide(user.role, spec.name, resource_of(args))
+        if effect == "deny":
+            return effect, reason
+        for constraint in self.constraints.get(spec.name, ()):
+            verdict = constraint(user, spec.name, args, env, self.policy)
+            if verdict is not None:
+                if verdict[0] == "deny":
+                    return verdict
+                effect, reason = "ask", verdict[1]
+        return effect, reason
+
+    async def authorize(
+        self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
+    ) -> Decision:
+        effect, reason = self.evaluate(user, spec, args, env)
+        trace.emit(
+            PermissionChecked(
+                call_id=call_id,
+                tool=spec.name,
+                user_id=user.id,
+                required=self._required.get(spec.name) or sorted(spec.permissions),
+                decision=effect,
+                reason=reason,
+            )
+        )
+        logged = redact(args, spec.redact)
+        if self.audit is not None:
+            self.audit.permission(trace.now(), trace.episode_id, user.id, spec.name, call_id, effect, reason, logged)
+        if effect != "ask":
+            return _ALLOW if effect == "allow" else Decision(False, reason)
+        outcome = await self.approvals.submit(ApprovalRequest(user.id, spec.name, logged or {}, reason, call_id), trace)
+        if self.audit is not None:
+            self.audit.permission(trace.now(), trace.episode_id, user.id, spec.name, call_id, outcome, reason, logged)
+        return Decision(outcome == "approved", f"approval {outcome}: {reason}")

@@ -283,3 +283,20 @@ class GuardrailTriggered(Event):
     action: str  # refuse | neutralise | redact
     reason: str
     call_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class ApprovalRequested(Event):
+    kind: str = "approval_requested"
+    tool: str
+    call_id: str
+    reason: str
+    deadline_s: float
+
+
+@dataclass(kw_only=True)
+class ApprovalDecided(Event):
+    kind: str = "approval_decided"
+    tool: str
+    call_id: str
+    outcome: str  # approved | rejected | expired
