@@ -57,6 +57,31 @@ _ANSWER_OK = Score(1.0, True, "ok")
 _ANSWER_INCOMPLETE = Score(0.5, True, "the answer reports the request as not completed", incomplete=True)
 
 
+# Facts a model can get wrong while sounding sure: ids like ORD-1004 and money or counts like 59.90.
+_ID = re.compile(r"\b[A-Z]{2,5}-\d{3,}\b")
+_NUMBER = re.compile(r"(?<![\w.\-])\d+(?:\.\d+)?(?![\w.])")
+
+
+def _facts(value: Any) -> set[str]:
+    """Ids and numbers in a value (strings searched; numbers normalised to two decimals)."""
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, int | float):
+        return {f"{float(value):.2f}"}
+    if isinstance(value, str):
+        return set(_ID.findall(value)) | {f"{float(n):.2f}" for n in _NUMBER.findall(value)}
+    if isinstance(value, dict):
+        return set().union(*(_facts(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_facts(v) for v in value)) if value else set()
+    return set()
+
+
+def known_facts(texts: list[str]) -> set[str]:
+    """Every id and number that appears in the request and the tool results so far."""
+    return set().union(*(_facts(t) for t in texts)) if texts else set()
+
+
 class Evaluator:
     def __init__(self, claims: dict[str, re.Pattern[str]] | None = None) -> None:
         self.claims = CLAIMS if claims is None else claims
@@ -81,6 +106,19 @@ class Evaluator:
         if ADMITS_INCOMPLETE.search(text):
             return _ANSWER_INCOMPLETE
         return _ANSWER_OK
+
+    @staticmethod
+    def grounding(value: Any, known: set[str]) -> tuple[float, list[str]]:
+        """Share of the ids and numbers in ``value`` that the conversation already contains, and the rest.
+
+        A side-effecting call whose order id or amount appears nowhere in the request or the tool results
+        was made up (a wrong argument); an answer quoting a total no tool returned was hallucinated.
+        """
+        facts = _facts(value)
+        if not facts:
+            return 1.0, []
+        unknown = sorted(facts - known)
+        return 1.0 - len(unknown) / len(facts), unknown
 
     @staticmethod
     def grade(
