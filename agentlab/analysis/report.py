@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 import agentlab
-from agentlab.analysis.charts import category_table, success_and_cost_by_category
+from agentlab.analysis.charts import breaker_timeline, category_table, success_and_cost_by_category
 from agentlab.analysis.frames import Run, load_run
 from agentlab.errors import InputError
 
@@ -35,6 +35,15 @@ SUMMARY_ROWS = [
     ("model calls", "llm_calls"),
     ("tool calls", "tool_calls"),
     ("tool failures", "tool_failures"),
+    ("fault plan", "faults"),
+    ("faults injected", "faults_total"),
+    ("retries", "retries"),
+    ("breaker opens", "breaker_opens"),
+    ("degraded episodes", "degraded_episodes"),
+    ("rollbacks", "rollbacks"),
+    ("duplicate side effects", "duplicate_side_effects"),
+    ("cascade hit rate", "cascade_hit_rate"),
+    ("unauthorized tool calls", "unauthorized_tool_calls"),
     ("simulated time (s)", "sim_seconds"),
 ]
 
@@ -57,15 +66,40 @@ def _fmt(key: str, value: Any) -> str:
     return "—" if value is None else str(value)
 
 
+def _figures(run: Run) -> dict[str, Any]:
+    s = dict(run.summary)
+    successes = int(run.episodes["success"].sum())
+    s["cost_per_success"] = s.get("total_cost_usd", 0.0) / successes if successes else None
+    s["faults_total"] = sum((s.get("faults_injected") or {}).values())
+    return s
+
+
+def _delta(key: str, first: Any, last: Any) -> str:
+    if key == "pass_hat_k" and isinstance(first, dict) and isinstance(last, dict) and first and last:
+        k = max(first, key=int)
+        first, last = first.get(k), last.get(k)
+    if (
+        isinstance(first, bool)
+        or isinstance(last, bool)
+        or not isinstance(first, int | float)
+        or not isinstance(last, int | float)
+    ):
+        return "" if first == last else "differs"
+    diff = last - first
+    if diff == 0:
+        return "="
+    if key in ("success_rate", "pass_hat_k"):
+        return f"{diff * 100:+.1f} pts"
+    return f"{diff:+.4f}" if isinstance(diff, float) else f"{diff:+d}"
+
+
 def _summary_rows(runs: dict[str, Run]) -> list[list[str]]:
+    figures = [_figures(run) for run in runs.values()]
     rows = []
     for label, key in SUMMARY_ROWS:
-        cells = []
-        for run in runs.values():
-            s = dict(run.summary)
-            successes = int(run.episodes["success"].sum())
-            s["cost_per_success"] = s.get("total_cost_usd", 0.0) / successes if successes else None
-            cells.append(_fmt(key, s.get(key)))
+        cells = [_fmt(key, f.get(key)) for f in figures]
+        if len(figures) > 1:
+            cells.append(_delta(key, figures[0].get(key), figures[-1].get(key)))
         rows.append([label, *cells])
     return rows
 
@@ -101,13 +135,21 @@ def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("agentlab.analysis", "templates"), autoescape=jinja2.select_autoescape()
     )
+    names = list(runs)
     chart = _png(success_and_cost_by_category({name: r.episodes for name, r in runs.items()}))
+    timelines = {
+        name: _png(breaker_timeline(r.events))
+        for name, r in runs.items()
+        if "kind" in r.events and (r.events["kind"] == "breaker_transition").any()
+    }
     return env.get_template("report.html.j2").render(
         title=title or "agentlab report: " + ", ".join(runs),
         version=agentlab.__version__,
-        run_names=list(runs),
+        run_names=names,
+        delta_header=f"Δ ({names[-1]} − {names[0]})" if len(names) > 1 else None,
         summary_rows=_summary_rows(runs),
         chart=chart,
+        timelines=timelines,
         categories={name: category_table(r.episodes).round(4).to_html(border=0) for name, r in runs.items()},
         worst={name: _worst(r) for name, r in runs.items()},
         escape=html.escape,
