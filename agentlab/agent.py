@@ -271,6 +271,8 @@ class Episode:
         try:
             return await attempt(1)
         except ModelError as exc:
+            if not recovery.retry_model_calls:  # the client (a provider SDK) already retried it
+                raise
             return await recovery.retry(
                 attempt, exc, target=f"model:{tier}", trace=trace, rng=self.rng, budget=self.retry_budget, now=now
             )

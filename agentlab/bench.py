@@ -11,6 +11,9 @@ to a JSONL file, faults off.
 whole resilience layer on: the issue-4 workload. With faults on, each request arrives one simulated
 second after the previous one, so breaker cool-downs elapse between requests as they would in
 production. Workload ``suite`` runs a scenario suite with the simulated model, repeated to ``--episodes``.
+Workload ``replay`` measures model calls per second through the real provider SDK replaying the
+suite's cassettes (``--cassettes DIR --provider openai|anthropic``, ``--calls N``; see
+:mod:`agentlab.bench_replay`).
 """
 
 from __future__ import annotations
@@ -205,6 +208,13 @@ def run_suite_bench(suite: str, episodes: int, out: Path) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.workload == "replay":  # the SDK stack replaying cassettes: see agentlab/bench_replay.py
+        from agentlab.bench_replay import main_replay
+        from agentlab.scenarios.loader import load_suite
+
+        suite = load_suite(args.suite).name
+        print(orjson.dumps(main_replay(args.cassettes, args.provider, suite, args.calls, args.profile)).decode())
+        return 0
     with tempfile.TemporaryDirectory(prefix="agentlab-bench-") as tmp:
 
         def work() -> dict[str, Any]:

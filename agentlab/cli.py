@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from agentlab.errors import InputError
+from agentlab.errors import InputError, ReplayMismatch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +22,38 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario suite and write a run directory")
     run.add_argument("suite", nargs="?", help="suite YAML, e.g. fixtures/suites/support.yaml")
     run.add_argument("--strategy", choices=["react", "plan"], default="react")
-    run.add_argument("--llm", choices=["sim"], default="sim", help="model backend (default: the simulated model)")
+    run.add_argument(
+        "--llm",
+        choices=["sim", "sim-openai", "sim-anthropic", "replay", "openai", "anthropic"],
+        default="sim",
+        help="model backend: the simulated model in process (default); the real openai/anthropic SDK against the "
+        "simulated endpoint (sim-openai, sim-anthropic); recorded cassettes (replay); a live provider",
+    )
+    run.add_argument("--cassettes", metavar="DIR", help="replay: DIR holding <provider>/<suite>/<episode>.yaml")
+    run.add_argument(
+        "--provider", choices=["openai", "anthropic"], help="replay: whose cassettes (default: the only ones in DIR)"
+    )
+    run.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record every HTTP exchange into DIR/<provider>/<suite>/<episode>.yaml "
+        "(sim-openai|sim-anthropic: from the simulated endpoint; openai|anthropic: live)",
+    )
+    run.add_argument(
+        "--record-mode",
+        choices=["record", "record-missing"],
+        default="record",
+        help="with --record: re-record everything (default), or replay what DIR has and record the rest",
+    )
+    run.add_argument("--model", help="live providers: the model to call, e.g. gpt-4o-mini (every tier calls it)")
+    run.add_argument(
+        "--sdk-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="SDK backends: the SDK's own retries (default 2); while N > 0 the agent does not retry model calls",
+    )
+    run.add_argument("--stream", action="store_true", help="SDK backends: streamed (SSE) responses")
     run.add_argument("--tiers", help="tier profiles YAML (default: the nearest tiers.yaml above the suite)")
     run.add_argument("--tier", help="model tier to use (default: the tier file's default)")
     run.add_argument("--seed", type=int, default=0)
@@ -47,13 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--title")
 
     bench = sub.add_parser("bench", help="measure simulator throughput; prints one JSON line")
-    bench.add_argument("--workload", choices=["support-5", "suite"], default="support-5")
+    bench.add_argument("--workload", choices=["support-5", "suite", "replay"], default="support-5")
     bench.add_argument("--episodes", type=int, default=5000)
     bench.add_argument("--suite", default="fixtures/suites/support.yaml", help="suite for --workload suite")
     bench.add_argument(
         "--fault-rate", type=float, default=0.0, help="support-5: transient faults on this share of calls"
     )
     bench.add_argument("--faults", metavar="PLAN", help="support-5: a fault plan YAML instead of --fault-rate")
+    bench.add_argument("--cassettes", default="cassettes", metavar="DIR", help="replay: the cassettes root")
+    bench.add_argument("--provider", choices=["openai", "anthropic"], default="openai", help="replay: whose SDK")
+    bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     return parser
 
@@ -74,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench_main(args)
     except InputError as exc:
         print(f"agentlab: error: {exc}", file=sys.stderr)
+        return 2
+    except ReplayMismatch as exc:  # a replayed run asked for a request its cassettes do not hold
+        print(f"agentlab: error: replay: {exc}", file=sys.stderr)
         return 2
     return 1
 
@@ -102,6 +139,13 @@ def _run(args: argparse.Namespace) -> int:
         resilience=not args.no_resilience,
         durable_worlds=args.durable_worlds,
         progress=not args.quiet and sys.stderr.isatty(),
+        provider=args.provider,
+        cassettes=args.cassettes,
+        record=args.record,
+        record_mode=args.record_mode,
+        model=args.model,
+        sdk_retries=args.sdk_retries,
+        stream=args.stream,
     )
     result = run_suite(opts)
     s = result.summary

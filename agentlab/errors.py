@@ -176,3 +176,14 @@ class MalformedResponse(ModelError):
     """The provider's body could not be parsed; retrying may get a good one."""
 
     transient = True
+
+
+# --- replay --------------------------------------------------------------------------------------
+
+
+class ReplayMismatch(LookupError):
+    """A replayed request that no unplayed recorded interaction matches: the run left its cassettes.
+
+    Deliberately not an :class:`AgentError`: the agent must not retry it or route around it as a
+    flaky provider. It ends the run, and the CLI prints its one-line message (exit code 2).
+    """

@@ -134,7 +134,7 @@ def test_openai_plain_text() -> None:
     model = openai_model(replayer)
     r = run(model.complete(request("gpt-4o", [user("What is the capital of France?")])))
     check(r, text="The capital of France is Paris.", stop="end_turn", usage=(14, 7, 0), model="gpt-4o-2024-08-06")
-    assert model.last_attempts == 1 and replayer.all_played
+    assert model.last_attempts == 1 and r.attempts == 1 and replayer.all_played
 
 
 DRAGON_TOOLS = (
@@ -325,6 +325,7 @@ def test_openrouter_three_429s_exhaust_the_sdk_retries() -> None:
     assert isinstance(error, RateLimited) and error.transient and error.retry_after is None
     assert "429" in str(error) and "temporarily rate-limited upstream" in str(error)
     assert model.last_attempts == 3 and len(replayer.requests) == 3 and replayer.all_played
+    assert error.attempts == 3  # on the error itself, for the agent's trace (http_attempts)
     assert [r.headers["x-stainless-retry-count"] for r in replayer.requests] == ["0", "1", "2"]
     assert 0.75 * 1.5 <= waited <= 1.5
 

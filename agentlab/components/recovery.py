@@ -5,6 +5,12 @@ It owns the resilience policy of one agent:
 * **retries** — a :class:`~agentlab.resilience.retry.RetryPolicy` (tenacity strategies on the
   virtual clock, transient errors only, server retry-after honoured, a retry budget per request);
   the first attempt of every call runs outside it, so the happy path pays nothing;
+* **one retry layer per model call** — a provider SDK retries by itself (``max_retries``, honouring
+  ``retry-after``). When it does (``sdk_retries > 0``), this handler does not retry model calls
+  (``retry_model_calls=False``): retries never multiply silently (3 SDK attempts × 3 agent attempts
+  would be 9 requests and a back-off nobody chose). Breakers and tier fallbacks still apply — a
+  fallback is a different call, not a repeat — and each ``model_call`` event's ``http_attempts``
+  shows the SDK's requests. With ``sdk_retries=0`` (or the in-process model) this handler retries;
 * **circuit breakers** — one per tool and per model tier;
 * **degradation** — a failed tool's fallback tool, other model tiers when one is down, and a partial
   answer when nothing else works;
@@ -54,6 +60,7 @@ class RecoveryHandler:
         max_breaker_wait_s: float = 60.0,
         limiter: RateLimiter | None = None,
         rollback: bool = True,
+        retry_model_calls: bool = True,
     ) -> None:
         self.max_attempts = max_attempts
         self.max_replans = max_replans
@@ -73,6 +80,8 @@ class RecoveryHandler:
         self.limiter = limiter
         # Undo (saga-compensate) what an unfinished request already did.
         self.rollback = rollback
+        # False when the model client retries by itself (a provider SDK with max_retries > 0).
+        self.retry_model_calls = retry_model_calls
 
     @classmethod
     def resilient(

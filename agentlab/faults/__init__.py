@@ -1,4 +1,8 @@
-"""Fault injection: plans as data or composed in Python, decided deterministically, injected below the agent."""
+"""Fault injection: plans as data or composed in Python, decided deterministically, injected below the agent.
+
+Provider (HTTP-layer) faults are injected by :class:`agentlab.faults.http.FaultyTransport`, imported
+from its module so that a simulated run never loads httpx.
+"""
 
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import (
@@ -10,18 +14,26 @@ from agentlab.faults.plan import (
     connection_reset,
     error,
     every_nth,
+    http_5xx,
+    http_429,
+    http_529,
     latency,
     load_fault_plan,
     malformed,
     models,
     overloaded,
     partial,
+    providers,
     rate,
     rate_limit,
+    read_timeout,
+    reset,
     server_error,
+    slow_first_byte,
     timeout,
     timeout_after_commit,
     tools,
+    truncated_body,
     window,
     wrong_result,
 )
@@ -39,18 +51,26 @@ __all__ = [
     "connection_reset",
     "error",
     "every_nth",
+    "http_5xx",
+    "http_429",
+    "http_529",
     "latency",
     "load_fault_plan",
     "malformed",
     "models",
     "overloaded",
     "partial",
+    "providers",
     "rate",
     "rate_limit",
+    "read_timeout",
+    "reset",
     "server_error",
+    "slow_first_byte",
     "timeout",
     "timeout_after_commit",
     "tools",
+    "truncated_body",
     "window",
     "wrong_result",
 ]

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from agentlab.faults.plan import Fault, FaultPlan
+from agentlab.faults.plan import PROVIDER_KINDS, Fault, FaultPlan
 from agentlab.trace.events import FaultInjected
 
 _MASK = (1 << 64) - 1
@@ -41,6 +41,19 @@ def uniform(seed: int, episode_id: str, target_type: str, name: str, call_no: in
     return _splitmix64(base ^ (call_no * 0xD1B54A32D192ED03 & _MASK)) / 2**64
 
 
+def _status(fault: Fault) -> int | None:
+    if fault.kind in ("error", "server_error", "rate_limit"):
+        return fault.params.status
+    return fault.http_status if fault.kind in PROVIDER_KINDS else None
+
+
+def _retry_after(fault: Fault) -> float | None:
+    params = fault.params
+    if params.retry_after_ms is not None:  # what the SDKs read first
+        return params.retry_after_ms / 1000
+    return params.retry_after_s
+
+
 class FaultInjector:
     def __init__(self, plan: FaultPlan | Fault, seed: int, *, now: Callable[[], float] | None = None) -> None:
         if isinstance(plan, Fault):
@@ -50,6 +63,7 @@ class FaultInjector:
         self._now = now
         self._tool_faults = [(i, f) for i, f in enumerate(plan.faults) if f.target.tools]
         self._model_faults = [(i, f) for i, f in enumerate(plan.faults) if f.target.models]
+        self._provider_faults = [(i, f) for i, f in enumerate(plan.faults) if f.target.providers]
         self._matching: dict[tuple[str, str, str], list[tuple[int, Fault, float, float]]] = {}
         self._episode_hash: dict[str, int] = {}
         self._name_hash: dict[tuple[str, str], int] = {}
@@ -98,6 +112,17 @@ class FaultInjector:
             return None
         return self._decide(self._model_faults, "model", tier, model, episode_id, now, trace)
 
+    @property
+    def has_provider_faults(self) -> bool:
+        """Whether any fault targets providers (and so needs an HTTP layer to enter through)."""
+        return bool(self._provider_faults)
+
+    def for_provider(self, provider: str, model: str, episode_id: str, now: float, trace: Any) -> Fault | None:
+        """One HTTP request to ``provider`` (each SDK retry is a request of its own, with its own draw)."""
+        if not self._provider_faults:
+            return None
+        return self._decide(self._provider_faults, "provider", provider, model, episode_id, now, trace)
+
     def _candidates(
         self, faults: list[tuple[int, Fault]], target_type: str, name: str, model: str
     ) -> list[tuple[int, Fault, float, float]]:
@@ -108,7 +133,13 @@ class FaultInjector:
             found, lo = [], 0.0
             for index, fault in faults:
                 target = fault.target
-                if target.matches_tool(name) if target_type == "tool" else target.matches_model(name, model):
+                if target_type == "tool":
+                    matches = target.matches_tool(name)
+                elif target_type == "model":
+                    matches = target.matches_model(name, model)
+                else:
+                    matches = target.matches_provider(name, model)
+                if matches:
                     found.append((index, fault, lo, lo + fault.rate))
                     lo += fault.rate
             self._matching[key] = found
@@ -155,8 +186,8 @@ class FaultInjector:
                     fault_kind=fault.kind,
                     target_type=target_type,
                     target=name,
-                    status=fault.params.status if fault.kind in ("error", "server_error", "rate_limit") else None,
-                    retry_after_s=fault.params.retry_after_s,
+                    status=_status(fault),
+                    retry_after_s=_retry_after(fault),
                 )
             )
         return chosen

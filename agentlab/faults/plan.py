@@ -1,6 +1,6 @@
 """Fault plans: which calls fail, how, and when — as data (YAML) or composed in Python.
 
-A plan is a list of faults. Each fault names its **target** (tool-name or model-tier glob
+A plan is a list of faults. Each fault names its **target** (tool-name, model-tier or provider glob
 patterns), its **kind**, and a **schedule**: a rate, a window of simulated time, every Nth call, a
 burst — all optional, all of them required to hold (AND). Two faults in a plan are alternatives
 (OR): the first whose schedule holds is injected.
@@ -15,6 +15,13 @@ The Python API composes the way tenacity's strategies do::
     )
 
 and is the same object the YAML loader produces (``fixtures/faults/*.yaml``).
+
+Three layers, three targets: ``tools`` faults enter below the Execution Sandbox, ``models`` faults
+wrap the model client (agentlab's typed errors, no HTTP), and ``providers`` faults (``openai``,
+``anthropic``) enter at the HTTP layer below a provider SDK — real status codes, headers and
+bodies, so the SDK's own retries and back-off run (:mod:`agentlab.faults.http`)::
+
+    http_429(retry_after_s=20).on(providers("openai")).when(burst(0, 2))
 """
 
 from __future__ import annotations
@@ -31,8 +38,14 @@ ToolFaultKind = Literal["timeout", "error", "latency", "malformed", "partial", "
 ModelFaultKind = Literal[
     "timeout", "error", "latency", "malformed", "rate_limit", "overloaded", "server_error", "connection_reset"
 ]
+# HTTP-layer faults under a provider SDK: status codes with the provider's error body and headers,
+# or a broken connection/response.
+ProviderFaultKind = Literal[
+    "http_429", "http_5xx", "http_529", "reset", "read_timeout", "slow_first_byte", "truncated_body"
+]
 TOOL_KINDS = frozenset(ToolFaultKind.__args__)  # type: ignore[attr-defined]
 MODEL_KINDS = frozenset(ModelFaultKind.__args__)  # type: ignore[attr-defined]
+PROVIDER_KINDS = frozenset(ProviderFaultKind.__args__)  # type: ignore[attr-defined]
 
 
 class _Strict(BaseModel):
@@ -40,16 +53,24 @@ class _Strict(BaseModel):
 
 
 class Target(_Strict):
-    """Glob patterns over tool names and model tiers (``*`` matches everything)."""
+    """Glob patterns over tool names, model tiers, and providers (``*`` matches everything).
+
+    ``providers`` patterns match the provider (``openai``, ``anthropic``) or the model named in the
+    request body, as ``models`` patterns match the tier or its model.
+    """
 
     tools: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
 
     def matches_tool(self, name: str) -> bool:
         return any(fnmatchcase(name, p) for p in self.tools)
 
     def matches_model(self, tier: str, model: str = "") -> bool:
         return any(fnmatchcase(tier, p) or (model and fnmatchcase(model, p)) for p in self.models)
+
+    def matches_provider(self, provider: str, model: str = "") -> bool:
+        return any(fnmatchcase(provider, p) or (model and fnmatchcase(model, p)) for p in self.providers)
 
 
 class Window(_Strict):
@@ -74,6 +95,9 @@ class Params(_Strict):
     latency_s: float = Field(default=5.0, ge=0, description="added delay (latency) or time to hang (timeout)")
     status: int = Field(default=503, ge=400, le=599, description="HTTP status for error/server_error")
     retry_after_s: float | None = Field(default=None, ge=0, description="rate_limit: the server's Retry-After")
+    # HTTP faults only: a ``retry-after-ms`` header, and the non-standard ``x-should-retry`` the SDKs obey.
+    retry_after_ms: float | None = Field(default=None, ge=0, description="http_*: a retry-after-ms header")
+    should_retry: bool | None = Field(default=None, description="http_*: an x-should-retry: true|false header")
     message: str | None = None
 
 
@@ -109,12 +133,19 @@ class Fault(_Strict):
 
     @model_validator(mode="after")
     def _kind_fits_target(self) -> Fault:
-        if not self.target.tools and not self.target.models:
-            raise ValueError("target needs tools or models patterns")
-        if self.target.tools and self.kind not in TOOL_KINDS:
+        target = self.target
+        if not target.tools and not target.models and not target.providers:
+            raise ValueError("target needs tools or models patterns (or providers, for HTTP faults)")
+        if target.tools and self.kind not in TOOL_KINDS:
             raise ValueError(f"{self.kind!r} is not a tool fault (tool faults: {', '.join(sorted(TOOL_KINDS))})")
-        if self.target.models and self.kind not in MODEL_KINDS:
+        if target.models and self.kind not in MODEL_KINDS:
             raise ValueError(f"{self.kind!r} is not a model fault (model faults: {', '.join(sorted(MODEL_KINDS))})")
+        if target.providers and self.kind not in PROVIDER_KINDS:
+            raise ValueError(
+                f"{self.kind!r} is not a provider fault (provider faults: {', '.join(sorted(PROVIDER_KINDS))})"
+            )
+        if self.kind == "http_5xx" and not 500 <= self.params.status <= 599:
+            raise ValueError(f"http_5xx needs params.status between 500 and 599, not {self.params.status}")
         return self
 
     # --- the fluent Python API -------------------------------------------------------------------
@@ -140,7 +171,14 @@ class Fault(_Strict):
 
     @property
     def label(self) -> str:
-        return self.id or f"{self.kind}@{','.join(self.target.tools + self.target.models)}"
+        return self.id or f"{self.kind}@{','.join(self.target.tools + self.target.models + self.target.providers)}"
+
+    @property
+    def http_status(self) -> int | None:
+        """The HTTP status this fault answers with, if it answers with one."""
+        if self.kind in ("error", "server_error", "http_5xx"):
+            return self.params.status
+        return {"rate_limit": 429, "http_429": 429, "overloaded": 529, "http_529": 529}.get(self.kind)
 
 
 class FaultPlan(_Strict):
@@ -161,7 +199,12 @@ class FaultPlan(_Strict):
 
 def _fault(kind: str, **params: object) -> Fault:
     # A provisional target keeps validation happy until .on() sets the real one.
-    target = Target(tools=("*",)) if kind in TOOL_KINDS else Target(models=("*",))
+    if kind in TOOL_KINDS:
+        target = Target(tools=("*",))
+    elif kind in MODEL_KINDS:
+        target = Target(models=("*",))
+    else:
+        target = Target(providers=("*",))
     clean = {k: v for k, v in params.items() if v is not None}
     return Fault(kind=kind, target=target, params=Params(**clean))  # type: ignore[arg-type]
 
@@ -213,12 +256,56 @@ def connection_reset() -> Fault:
     return _fault("connection_reset")
 
 
+def http_429(
+    retry_after_s: float | None = None, *, retry_after_ms: float | None = None, should_retry: bool | None = None
+) -> Fault:
+    """A provider's 429, with ``retry-after`` and/or ``retry-after-ms`` headers if given."""
+    return _fault(
+        "http_429", status=429, retry_after_s=retry_after_s, retry_after_ms=retry_after_ms, should_retry=should_retry
+    )
+
+
+def http_5xx(status: int = 500, *, should_retry: bool | None = None, retry_after_s: float | None = None) -> Fault:
+    """A provider's 500/502/503 (any 5xx) with its error body."""
+    return _fault("http_5xx", status=status, should_retry=should_retry, retry_after_s=retry_after_s)
+
+
+def http_529(*, should_retry: bool | None = None, retry_after_s: float | None = None) -> Fault:
+    """Anthropic's 529 ``overloaded_error``."""
+    return _fault("http_529", status=529, should_retry=should_retry, retry_after_s=retry_after_s)
+
+
+def reset() -> Fault:
+    """The connection is reset before a response: the SDK sees a connection error."""
+    return _fault("reset")
+
+
+def read_timeout(after_s: float = 600.0) -> Fault:
+    """The provider never answers: the client's read timeout elapses (``after_s`` if the client has none)."""
+    return _fault("read_timeout", latency_s=after_s)
+
+
+def slow_first_byte(seconds: float) -> Fault:
+    """The real response, after ``seconds`` (a read timeout if that exceeds the client's)."""
+    return _fault("slow_first_byte", latency_s=seconds)
+
+
+def truncated_body() -> Fault:
+    """The real response with its body cut off half-way: not valid JSON (or an unfinished stream)."""
+    return _fault("truncated_body")
+
+
 def tools(*patterns: str) -> Target:
     return Target(tools=patterns or ("*",))
 
 
 def models(*patterns: str) -> Target:
     return Target(models=patterns or ("*",))
+
+
+def providers(*patterns: str) -> Target:
+    """HTTP-layer target: ``providers("openai")``, ``providers("anthropic")``, ``providers()`` for both."""
+    return Target(providers=patterns or ("*",))
 
 
 def rate(p: float) -> Schedule:

@@ -70,9 +70,28 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._now
 
 
-def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
-    """Run ``coro`` to completion on a fresh virtual-time loop and close the loop."""
-    loop = VirtualTimeLoop(start)
+class RealTimeLoop(asyncio.SelectorEventLoop):
+    """A normal event loop whose clock reads ``start`` when it is created.
+
+    For runs against a live provider: real network I/O and its timeouts need real time, but the
+    trace should still count seconds from the run's start, as a simulated run's does.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__()
+        self._offset = float(start) - super().time()
+
+    def time(self) -> float:
+        return super().time() + self._offset
+
+
+def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0, allow_blocking: bool = False) -> T:
+    """Run ``coro`` to completion on a fresh virtual-time loop and close the loop.
+
+    ``allow_blocking``: let the loop wait for a worker thread when nothing else is scheduled (the
+    provider SDKs probe the platform in one on first use).
+    """
+    loop = VirtualTimeLoop(start, allow_blocking=allow_blocking)
     try:
         return loop.run_until_complete(coro)
     finally:

@@ -47,10 +47,11 @@ from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
 from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import Scenario, Suite
+from agentlab.sim.backends import API_KEY_ENV, LIVE, backend_tiers, provider_for, run_dir_suffix, validate_backend
 from agentlab.sim.checkpoint import Checkpoint, RunCheckpoints
 from agentlab.sim.clock import Clock
 from agentlab.sim.grading import expected_state
-from agentlab.sim.loop import run_virtual
+from agentlab.sim.loop import RealTimeLoop, run_virtual
 from agentlab.sim.rng import RngTree
 from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.events import EpisodeGraded, EpisodeStarted, RunResumed
@@ -66,7 +67,17 @@ class RunOptions(BaseModel):
 
     suite: str
     strategy: Literal["react", "plan"] = "react"
-    llm: Literal["sim"] = "sim"
+    # The model backend (agentlab.sim.backends): the in-process simulated model, the real SDKs against the
+    # simulated endpoint, replayed cassettes, or a live provider.
+    llm: Literal["sim", "sim-openai", "sim-anthropic", "replay", "openai", "anthropic"] = "sim"
+    provider: Literal["openai", "anthropic"] | None = None  # replay: whose cassettes (default: the only ones)
+    cassettes: str | None = None  # replay: DIR holding <provider>/<suite>/<episode>.yaml
+    record: str | None = None  # SDK backends: record every HTTP exchange into DIR/<provider>/<suite>/
+    record_mode: Literal["record", "record-missing"] = "record"
+    model: str | None = None  # live providers: the model every tier calls
+    # SDK backends: the SDK's own max_retries. While it is > 0 the agent does not retry model calls itself.
+    sdk_retries: int = 2
+    stream: bool = False  # SDK backends: ask for streamed (SSE) responses
     tiers: str | None = None
     tier: str | None = None
     seed: int = 0
@@ -100,18 +111,38 @@ class RunResult:
         return summary_html(self.summary, title=f"Run {self.run_id} → {self.run_dir}")
 
 
-def run_on_virtual_loop(make: Callable[[], Coroutine[Any, Any, T]], start: float = 0.0) -> T:
+def run_on_virtual_loop(
+    make: Callable[[], Coroutine[Any, Any, T]],
+    start: float = 0.0,
+    *,
+    allow_blocking: bool = False,
+    realtime: bool = False,
+) -> T:
     """Run a coroutine on a fresh virtual-time loop.
 
     Inside Jupyter (or any running event loop) a second loop cannot run in the same thread, so the
     simulation runs in a worker thread instead; the caller still just gets the result.
+    ``allow_blocking``: the provider SDKs probe the platform in a worker thread on first use, so the
+    loop may have to wait for a thread (see :class:`~agentlab.sim.loop.VirtualTimeLoop`).
+    ``realtime``: a plain asyncio loop instead — a live provider is real network I/O, whose timeouts
+    a virtual clock would fire at once.
     """
+
+    def go() -> T:
+        if realtime:
+            loop = RealTimeLoop(start)
+            try:
+                return loop.run_until_complete(make())
+            finally:
+                loop.close()
+        return run_virtual(make(), start=start, allow_blocking=allow_blocking)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return run_virtual(make(), start=start)
+        return go()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentlab-sim") as pool:
-        return pool.submit(lambda: run_virtual(make(), start=start)).result()
+        return pool.submit(go).result()
 
 
 def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
@@ -168,6 +199,18 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, pl
             "epochs": opts.epochs,
             "only": opts.only,
             "version": agentlab.__version__,
+            # Only for SDK backends, so an in-process run keeps the id it always had.
+            **(
+                {
+                    "provider": opts.provider,
+                    "model": opts.model,
+                    "sdk_retries": opts.sdk_retries,
+                    "stream": opts.stream,
+                    "record_mode": opts.record_mode if opts.record else None,
+                }
+                if opts.llm != "sim"
+                else {}
+            ),
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -222,8 +265,10 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume:
     plan = load_fault_plan(opts.faults) if isinstance(opts.faults, str) else opts.faults
     if isinstance(plan, Fault):
         plan = FaultPlan(faults=(plan,))
+    opts = validate_backend(opts, suite, plan)  # a missing API key stops here: nothing is written yet
+    tiers = backend_tiers(tiers, opts)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
-    run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}")
+    run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}{run_dir_suffix(opts)}")
     partial = run_dir / "events.jsonl.partial"
     checkpoint: Checkpoint | None = None
     if resume:
@@ -274,6 +319,8 @@ def _execute_run(
                 suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite", plan, checkpoint, resumed
             ),
             start=checkpoint.t if checkpoint else 0.0,
+            allow_blocking=opts.llm != "sim",
+            realtime=opts.llm in LIVE,
         )
     wall = time.perf_counter() - started
 
@@ -289,6 +336,7 @@ def _execute_run(
             "strategy": opts.strategy,
             "tier": tier,
             "llm": opts.llm,
+            **({"provider": provider_for(opts), "sdk_retries": opts.sdk_retries} if opts.llm != "sim" else {}),
             "faults": plan.name if plan else None,
             "resilience": opts.resilience,
         },
@@ -348,7 +396,31 @@ async def _run_episodes(
     memory = MemoryManager(memory_path, flush_every=1 << 30)
     checkpoints = RunCheckpoints(memory)
     injector = FaultInjector(plan, opts.seed) if plan else None
-    model, sandbox = instrument(build_model(suite, tiers, rng, registry), injector, recorder, clock)
+    model = build_model(suite, tiers, rng, registry)
+    stack = None
+    if opts.llm != "sim":  # the real provider SDK over agentlab's transports (imported only now: it is heavy)
+        from agentlab.llm.stack import build_sdk_stack
+
+        stack = build_sdk_stack(
+            opts.llm,  # type: ignore[arg-type]
+            tiers=tiers,
+            suite=suite.name,
+            sim_model=model,
+            replay_provider=opts.provider,
+            cassettes=opts.cassettes,
+            record=opts.record,
+            record_mode=opts.record_mode,
+            sdk_retries=opts.sdk_retries,
+            stream=opts.stream,
+            injector=injector,
+            trace_for=lambda episode_id: EpisodeTrace(recorder, episode_id, clock),
+            seed=opts.seed,
+            api_key=os.environ.get(API_KEY_ENV[opts.llm]) if opts.llm in LIVE else None,
+        )
+        model = stack.model
+    model, sandbox = instrument(model, injector, recorder, clock)
+    # One retry layer per model call: while the SDK retries, the agent does not (components/recovery.py).
+    retry_model_calls = stack is None or opts.sdk_retries == 0
     agent = AgentSystem(
         model=model,
         registry=registry,
@@ -358,7 +430,11 @@ async def _run_episodes(
         strategy=opts.strategy,
         memory=memory,
         sandbox=sandbox,
-        recovery=RecoveryHandler.resilient() if opts.resilience else RecoveryHandler.disabled(),
+        recovery=(
+            RecoveryHandler.resilient(retry_model_calls=retry_model_calls)
+            if opts.resilience
+            else RecoveryHandler.disabled()
+        ),
         rng=rng,
         clock=clock,
     )
@@ -387,12 +463,15 @@ async def _run_episodes(
     if resumed:
         resumes += 1
         EpisodeTrace(recorder, "", clock).emit(RunResumed(next_episode=first))
+    finished = False
     try:
         with progress_bar(total, suite.name, enabled=opts.progress) as bar:
             bar.update(first)
             for index in range(first, total):
                 epoch, scenario = divmod(index, len(suite.scenarios))
                 await run_episode(sim, suite.scenarios[scenario], epoch)
+                if stack is not None:  # save the episode's recording before the checkpoint covers it
+                    stack.end_episode(f"{suite.scenarios[scenario].id}#{epoch}")
                 state = {
                     "breakers": agent.recovery.breakers.snapshot() if agent.recovery.breakers is not None else {},
                     "injector": injector.snapshot() if injector is not None else {},
@@ -402,9 +481,12 @@ async def _run_episodes(
                 if sim.world_path is not None:  # only now: the checkpoint covers this episode
                     remove_world_file(sim.world_path)
                 bar.update()
+        finished = True
     finally:
         memory.close()
         template.close()
+        if stack is not None:  # an unfinished episode's recording is not saved
+            await stack.aclose(save=finished)
 
 
 def duplicate_side_effects(effects: list[dict[str, Any]], non_idempotent: frozenset[str]) -> int:

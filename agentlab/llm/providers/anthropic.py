@@ -28,8 +28,10 @@ from agentlab.llm.providers.common import (
     parse_arguments,
     root_cause,
     status_error,
+    with_attempts,
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
+from agentlab.llm.wire.headers import metadata_headers
 
 PROVIDER = "anthropic"
 JSON_INSTRUCTION = "Respond with a single JSON object and nothing else: no prose, no code fences."
@@ -228,22 +230,34 @@ class AnthropicMessagesModel:
 
     ``stream=True`` reads the server-sent events and assembles the same ModelResponse (the SDK
     refuses a non-streamed call whose ``max_tokens`` could take over ten minutes).
-    ``last_attempts`` is how many HTTP attempts the SDK made for the last call, retries included.
+    ``metadata_headers=True`` sends ``request.metadata`` (scenario, episode) as ``x-agentlab-*``
+    headers, for agentlab's own transports; off by default, never received by a real provider.
+    The HTTP attempts the SDK made for a call (retries included) are on the response's ``attempts``
+    or the raised error's; ``last_attempts`` repeats the last call's, or None if nothing was sent.
     """
 
-    def __init__(self, client: anthropic.AsyncAnthropic, *, stream: bool = False) -> None:
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, *, stream: bool = False, metadata_headers: bool = False
+    ) -> None:
         self.client = client
         self.stream = stream
+        self.metadata_headers = metadata_headers
         self.last_attempts: int | None = None
 
+    def _params(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
+        params = request_params(request, stream=stream)
+        if self.metadata_headers and (headers := metadata_headers(request.metadata)):
+            params["extra_headers"] = headers
+        return params
+
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        params = request_params(request, stream=self.stream)
+        params = self._params(request, stream=self.stream)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.last_attempts = None
+        attempts: int | None = None
         try:
             raw = await self.client.messages.with_raw_response.create(**params)
-            self.last_attempts = raw.retries_taken + 1
+            attempts = raw.retries_taken + 1
             if self.stream:
                 assembler = MessageStreamAssembler(request.model)
                 async with await raw.parse() as events:
@@ -253,25 +267,35 @@ class AnthropicMessagesModel:
             else:
                 response = from_anthropic_message(await raw.parse(), fallback_model=request.model)
         except anthropic.AnthropicError as err:
-            self.last_attempts = attempts_from_request(getattr(err, "request", None)) or self.last_attempts
-            raise map_anthropic_error(err) from err
+            attempts = attempts_from_request(getattr(err, "request", None)) or attempts
+            raise with_attempts(map_anthropic_error(err), attempts) from err
         except (json.JSONDecodeError, pydantic.ValidationError) as err:
-            raise MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300]) from err
+            error = MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300])
+            raise with_attempts(error, attempts) from err
+        except ModelError as err:  # a body without content
+            with_attempts(err, attempts)
+            raise
+        finally:
+            self.last_attempts = attempts
         response.latency_s = loop.time() - started
+        response.attempts = attempts
         return response
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """Input tokens the request would cost, from the provider's own tokenizer (no generation)."""
-        params = request_params(request, stream=False)
+        params = self._params(request, stream=False)
         params.pop("max_tokens")
-        self.last_attempts = None
+        attempts: int | None = None
         try:
             raw = await self.client.messages.with_raw_response.count_tokens(**params)
-            self.last_attempts = raw.retries_taken + 1
+            attempts = raw.retries_taken + 1
             counted = await raw.parse()
         except anthropic.AnthropicError as err:
-            self.last_attempts = attempts_from_request(getattr(err, "request", None)) or self.last_attempts
-            raise map_anthropic_error(err) from err
+            attempts = attempts_from_request(getattr(err, "request", None)) or attempts
+            raise with_attempts(map_anthropic_error(err), attempts) from err
         except (json.JSONDecodeError, pydantic.ValidationError) as err:
-            raise MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300]) from err
+            error = MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300])
+            raise with_attempts(error, attempts) from err
+        finally:
+            self.last_attempts = attempts
         return counted.input_tokens

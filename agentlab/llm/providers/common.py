@@ -127,6 +127,12 @@ def attempts_from_request(request: Any) -> int | None:
         return None
 
 
+def with_attempts(error: ModelError, attempts: int | None) -> ModelError:
+    """``error`` carrying the HTTP attempts the SDK made for the failed call (1 if none is known)."""
+    error.attempts = attempts or 1
+    return error
+
+
 def root_cause(err: BaseException) -> str:
     """``Type: message`` of the innermost cause, so 'Connection error.' says what actually broke."""
     inner = err

@@ -4,8 +4,9 @@ Why Chat Completions rather than the Responses API: it is the wire format OpenAI
 endpoints (OpenRouter, vLLM, Ollama …) also speak, so one adapter serves them all.
 
 The conversions are module functions, not methods, so tests can check them without a client.
-The SDK keeps its own retries (``max_retries`` on the client); :attr:`OpenAIChatModel.last_attempts`
-makes them visible to the agent's trace.
+The SDK keeps its own retries (``max_retries`` on the client); the number of HTTP requests it made
+for a call is ``ModelResponse.attempts`` (or ``ModelError.attempts`` when the call failed), so the
+agent's trace shows them as ``http_attempts``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from agentlab.llm.providers.common import (
     parse_arguments,
     root_cause,
     status_error,
+    with_attempts,
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
+from agentlab.llm.wire.headers import metadata_headers
 
 PROVIDER = "openai"
 
@@ -243,8 +246,12 @@ class OpenAIChatModel:
     """ModelClient for OpenAI Chat Completions (and compatible endpoints) with native tool calling.
 
     ``stream=True`` reads the server-sent events and assembles the same ModelResponse.
-    ``last_attempts`` is how many HTTP attempts the SDK made for the last call (its own retries
-    included), or None if no request was sent.
+    ``metadata_headers=True`` sends ``request.metadata`` (scenario, episode) as ``x-agentlab-*``
+    headers, for agentlab's own transports (simulated endpoint, cassettes, HTTP faults); it is off
+    by default and a real provider never receives them (see :mod:`agentlab.llm.wire.headers`).
+    The HTTP attempts the SDK made for a call (its own retries included) are on the response's
+    ``attempts`` or the raised error's; ``last_attempts`` repeats the last call's, or None if no
+    request was sent.
     """
 
     def __init__(
@@ -254,23 +261,27 @@ class OpenAIChatModel:
         stream: bool = False,
         strict_tools: bool = False,
         max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
+        metadata_headers: bool = False,
     ) -> None:
         self.client = client
         self.stream = stream
         self.strict_tools = strict_tools
         self.max_tokens_param = max_tokens_param
+        self.metadata_headers = metadata_headers
         self.last_attempts: int | None = None
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         params = request_params(
             request, stream=self.stream, strict_tools=self.strict_tools, max_tokens_param=self.max_tokens_param
         )
+        if self.metadata_headers and (headers := metadata_headers(request.metadata)):
+            params["extra_headers"] = headers
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.last_attempts = None
+        attempts: int | None = None
         try:
             raw = await self.client.chat.completions.with_raw_response.create(**params)
-            self.last_attempts = raw.retries_taken + 1
+            attempts = raw.retries_taken + 1
             if self.stream:
                 assembler = ChatStreamAssembler(request.model)
                 async with raw.parse() as events:
@@ -280,9 +291,16 @@ class OpenAIChatModel:
             else:
                 response = from_openai_completion(raw.parse(), fallback_model=request.model)
         except openai.OpenAIError as err:
-            self.last_attempts = attempts_from_request(getattr(err, "request", None)) or self.last_attempts
-            raise map_openai_error(err) from err
+            attempts = attempts_from_request(getattr(err, "request", None)) or attempts
+            raise with_attempts(map_openai_error(err), attempts) from err
         except (json.JSONDecodeError, pydantic.ValidationError) as err:
-            raise MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300]) from err
+            error = MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300])
+            raise with_attempts(error, attempts) from err
+        except ModelError as err:  # a 200 whose body is an error, or has no choices
+            with_attempts(err, attempts)
+            raise
+        finally:
+            self.last_attempts = attempts
         response.latency_s = loop.time() - started
+        response.attempts = attempts
         return response

@@ -75,6 +75,16 @@ class Interaction:
 
 def load_cassette(path: str | Path) -> list[Interaction]:
     """Every interaction of a cassette file, in recorded order."""
+    return read_cassette(path)[0]
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The cassette's top-level ``metadata`` mapping (how it was recorded), or ``{}``."""
+    return read_cassette(path)[1]
+
+
+def read_cassette(path: str | Path) -> tuple[list[Interaction], dict[str, Any]]:
+    """(interactions in recorded order, top-level metadata) of a cassette file."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -90,7 +100,10 @@ def load_cassette(path: str | Path) -> list[Interaction]:
         raise InputError(file, f"line {mark.line + 1}" if mark else "", f"not valid YAML ({problem})") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("interactions"), list):
         raise InputError(file, "interactions", "a cassette must be a mapping with an 'interactions' list")
-    return [_interaction(file, i, raw) for i, raw in enumerate(data["interactions"])]
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InputError(file, "metadata", "must be a mapping")
+    return [_interaction(file, i, raw) for i, raw in enumerate(data["interactions"])], dict(metadata or {})
 
 
 def _interaction(file: str, i: int, raw: Any) -> Interaction:

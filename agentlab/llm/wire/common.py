@@ -1,0 +1,57 @@
+"""What the wire formats and transports share: the 4xx error, argument decoding, tool sizes, chunking, raw bodies."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx2
+import orjson
+
+from agentlab.llm.types import ToolDefinition
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+ARGUMENT_CHUNK = 16  # characters of tool-call arguments per streamed delta
+
+
+class WireError(ValueError):
+    """A request the endpoint rejects; each format renders it as its provider's error body."""
+
+    def __init__(self, status: int, kind: str, message: str, *, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.message, self.code, self.param = status, kind, message, code, param
+
+
+def parse_arguments(raw: str) -> dict[str, Any] | None:
+    """Tool-call argument text → dict, or None when it is not a JSON object (models do emit that)."""
+    if not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def tool_definition(name: str, description: str, parameters: dict[str, Any]) -> ToolDefinition:
+    """A ToolDefinition whose ``tokens`` is computed exactly as the tool registry computes it, so a
+    prompt's size — and so usage and cost — is the same over the wire as in process."""
+    text = orjson.dumps({"name": name, "description": description, "parameters": parameters})
+    return ToolDefinition(name=name, description=description, parameters=parameters, tokens=len(text) // 4)
+
+
+def pieces(text: str, size: int | None = None) -> list[str]:
+    """How a streamed text is cut: word by word (``size=None``), or every ``size`` characters."""
+    if size is None:
+        return _WORDS.findall(text)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def raw_body(response: httpx2.Response) -> bytes:
+    """The bytes a transport's response carries, as they came (still compressed, if they were)."""
+    if response.is_stream_consumed:  # built with ``content=``: already in memory
+        return response.content
+    try:
+        return b"".join([chunk async for chunk in response.aiter_raw()])
+    finally:
+        await response.aclose()
