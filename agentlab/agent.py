@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from agentlab.components.cost import CostController, RequestBudget
 from agentlab.components.evaluator import Evaluator, Score
+from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, AgentResponse, StepOutcome, User
 from agentlab.components.permissions import PermissionsGate
@@ -293,8 +294,9 @@ class Episode:
             trace.emit(StepRejected(call_id=call_id, tool=call.name, error_type=exc.type_name, error=str(exc)))
             outcome = StepOutcome(call_id, call.name, False, error_type=exc.type_name, error=str(exc))
         else:
-            if not system.gate.check(self.user, spec, args, call_id, trace).allowed:
-                error = f"user {self.user.id} may not use {spec.name}"
+            decision = await system.gate.authorize(self.user, spec, args, call_id, trace, self.env)
+            if not decision.allowed:
+                error = f"user {self.user.id} may not use {spec.name}: {decision.reason}"
                 trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="PermissionDenied", error=error))
                 outcome = StepOutcome(call_id, spec.name, False, error_type="PermissionDenied", error=error)
             else:
@@ -315,6 +317,10 @@ class Episode:
         )
         if outcome.ok:
             content = tool_result_content(outcome.result)
+            if system.guardrails is not None:  # planted instructions are cut before the model reads them
+                content = system.guardrails.screen_tool_output(
+                    outcome.executed_as or call.name, content, trace, call_id
+                )
         else:
             content = tool_error_content(outcome.error_type or "Error", outcome.error or "")
         self.add(Message(role="tool", content=content, tool_call_id=call.id, name=outcome.executed_as or call.name))
@@ -349,6 +355,7 @@ class Episode:
             trace=trace,
         )
         breaker = recovery.breakers.tool(spec.name) if recovery.breakers is not None else None
+        audit = system.gate.audit
         has_fallback = recovery.tool_fallbacks and degraded_from is None and spec.fallback is not None
         now = trace.now
         logged_args = {k: ("***" if k in spec.redact else v) for k, v in args.items()} if spec.redact else args
@@ -377,6 +384,10 @@ class Episode:
                     breaker.record(False, now() - start, now(), trace)
                 if at_most_once and exc.ambiguous:
                     self.attempted[key] = "already ran once with an unknown outcome"  # type: ignore[index]
+                if audit is not None:
+                    audit.execution(
+                        now(), trace.episode_id, self.user.id, spec.name, call_id, n, exc.type_name, logged_args
+                    )
                 trace.emit(
                     ToolCallEnded(
                         call_id=call_id,
@@ -395,6 +406,8 @@ class Episode:
             if at_most_once:
                 self.attempted[key] = "already ran"  # type: ignore[index]
             system.cost.charge(self.budget, spec.cost_usd)
+            if audit is not None:
+                audit.execution(now(), trace.episode_id, self.user.id, spec.name, call_id, n, "ok", logged_args)
             trace.emit(
                 ToolCallEnded(
                     call_id=call_id,
@@ -433,7 +446,7 @@ class Episode:
             fb_args = fallback.args_model.model_validate(args).__dict__
         except ValidationError:
             return failed
-        if not self.system.gate.check(self.user, fallback, fb_args, call_id, self.trace).allowed:
+        if not (await self.system.gate.authorize(self.user, fallback, fb_args, call_id, self.trace, self.env)).allowed:
             return failed
         self.trace.emit(
             Degraded(
@@ -519,6 +532,7 @@ class AgentSystem:
         clock: Clock | None = None,
         max_tokens: int = 512,
         system_prompt: str = SYSTEM_PROMPT,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -542,6 +556,7 @@ class AgentSystem:
         self.clock = clock or Clock()
         self.max_tokens = max_tokens
         self.system_prompt = system_prompt
+        self.guardrails = guardrails
         if self.planner.name == "plan":
             self.system_prompt += "\n\n" + PLAN_INSTRUCTIONS
 
@@ -560,6 +575,10 @@ class AgentSystem:
             reason = f"its budget of ${budget.limit_usd:.4f} is below the cost of a single model call"
             trace.emit(RequestRefused(user_id=user.id, reason=reason))
             return self._respond(trace, request, budget, "budget_exhausted", f"I can't take this request: {reason}.", 0)
+        if self.guardrails is not None and self.guardrails.screen_input(request.text, trace).flagged:
+            reason = "the request looks like an attempt to override the agent's instructions"
+            trace.emit(RequestRefused(user_id=user.id, reason=reason))
+            return self._respond(trace, request, budget, "refused", f"I can't take this request: {reason}.", 0)
         trace.emit(RequestAdmitted(user_id=user.id, role=user.role, budget_usd=budget.limit_usd))
 
         memories = self.memory.load(user.id, request.session_id)
@@ -598,6 +617,8 @@ class AgentSystem:
     def _respond(
         self, trace: EpisodeTrace, request: AgentRequest, budget: RequestBudget, status: str, text: str, turns: int
     ) -> AgentResponse:
+        if self.guardrails is not None:
+            text = self.guardrails.redact_output(text, trace)
         saved = self.memory.save(
             request.user.id, request.session_id, self.clock.now(), [("user", request.text), ("assistant", text)]
         )

@@ -72,6 +72,25 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the in-flight episode's world on disk with a journal of every call (resume mid-episode)",
     )
 
+    run.add_argument(
+        "--policy", metavar="FILE", help="permission policy (rule matrix) YAML, e.g. fixtures/policies/support.yaml"
+    )
+    run.add_argument(
+        "--approver",
+        choices=["approve", "deny", "never"],
+        default="approve",
+        help="how the simulated approver answers ASK decisions (never: the deadline expires)",
+    )
+    run.add_argument("--no-guardrails", action="store_true", help="turn off input/tool-output/output screening")
+    run.add_argument(
+        "--no-gate", action="store_true", help="let every call through (to measure what the gate prevents)"
+    )
+
+    audit = sub.add_parser("audit", help="print or export a run's audit log")
+    audit.add_argument("run_dir", metavar="RUN_DIR")
+    audit.add_argument("--episode", help="only this episode's rows")
+    audit.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+
     report = sub.add_parser("report", help="write a self-contained HTML report from run directories")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
     report.add_argument("-o", "--output", required=True, help="HTML file to write, e.g. reports/default.html")
@@ -97,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "audit":
+            return _audit(args)
         if args.command == "report":
             from agentlab.analysis.report import write_report
 
@@ -113,6 +134,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentlab: error: replay: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from agentlab.components.audit import AuditLog
+
+    path = Path(args.run_dir) / "audit.sqlite"
+    if not path.exists():
+        raise InputError(
+            str(args.run_dir), "", "no audit.sqlite (not a run directory, or a run from before audit logs)"
+        )
+    log = AuditLog(path)
+    rows = log.rows(**({"episode_id": args.episode} if args.episode else {}))
+    log.close()
+    frame = pd.DataFrame(rows)
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif args.format == "jsonl":
+        for row in rows:
+            print(orjson.dumps(row).decode())
+    else:
+        print(frame.drop(columns=["run_id"], errors="ignore").to_string(index=False) if rows else "(no rows)")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -138,6 +185,10 @@ def _run(args: argparse.Namespace) -> int:
         faults=args.faults,
         resilience=not args.no_resilience,
         durable_worlds=args.durable_worlds,
+        policy=args.policy,
+        approver=args.approver,
+        guardrails=not args.no_guardrails,
+        gate=not args.no_gate,
         progress=not args.quiet and sys.stderr.isatty(),
         provider=args.provider,
         cassettes=args.cassettes,

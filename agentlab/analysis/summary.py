@@ -114,6 +114,10 @@ def resilience_figures(events: pd.DataFrame) -> dict[str, Any]:
         if len(graded) and "duplicate_side_effects" in graded
         else 0,
         "resumed_episodes": len(_count(events, "run_resumed")),
+        "guardrail_triggers": len(_count(events, "guardrail")),
+        "unauthorized_tool_calls": int(graded["unauthorized_tool_calls"].fillna(0).sum())
+        if len(graded) and "unauthorized_tool_calls" in graded
+        else 0,
     }
 
 

@@ -109,6 +109,11 @@ class AuditLog:
                 self.conn.executemany(_INSERT, self._pending)
             self._pending.clear()
 
+    def forget_episode(self, episode_id: str) -> None:
+        """Drop an interrupted episode's rows before it runs again (a resumed run)."""
+        self.flush()
+        self.conn.execute("DELETE FROM audit WHERE episode_id = ?", (episode_id,))
+
     def rows(self, **where: Any) -> list[dict[str, Any]]:
         """Audit rows (flushed first), optionally filtered by column equality, in order."""
         self.flush()

@@ -99,6 +99,8 @@ class PermissionsGate:
     async def authorize(
         self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
     ) -> Decision:
+        if self.policy is None and self.audit is None:  # the common simulated case: the ACL alone
+            return self.check(user, spec, args, call_id, trace)
         effect, reason = self.evaluate(user, spec, args, env)
         trace.emit(
             PermissionChecked(
@@ -119,3 +121,31 @@ class PermissionsGate:
         if self.audit is not None:
             self.audit.permission(trace.now(), trace.episode_id, user.id, spec.name, call_id, outcome, reason, logged)
         return Decision(outcome == "approved", f"approval {outcome}: {reason}")
+
+
+class OpenGate(PermissionsGate):
+    """A gate that lets everything through and shows every tool: only to measure what the real one prevents."""
+
+    def admit(self, user: User) -> Decision:
+        return _ALLOW
+
+    def visible_tools(self, user: User) -> tuple[ToolDefinition, ...]:
+        return tuple(s.definition for s in self.registry)
+
+    def check(self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any) -> Decision:
+        trace.emit(
+            PermissionChecked(
+                call_id=call_id,
+                tool=spec.name,
+                user_id=user.id,
+                required=sorted(spec.permissions),
+                decision="allow",
+                reason="gate disabled",
+            )
+        )
+        return _ALLOW
+
+    async def authorize(
+        self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
+    ) -> Decision:
+        return self.check(user, spec, args, call_id, trace)

@@ -203,6 +203,7 @@ class EpisodeGraded(Event):
     reasons: list[str] = field(default_factory=list)
     # From the world's own ledger: non-idempotent effects applied more than once, and the ledger itself.
     duplicate_side_effects: int = 0
+    unauthorized_tool_calls: int = 0
     effects: list[dict[str, Any]] = field(default_factory=list)
 
 
