@@ -26,7 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from agentlab.components.cost import CostController, RequestBudget
-from agentlab.components.evaluator import Evaluator, Score
+from agentlab.components.evaluator import Evaluator, Score, known_facts
 from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, AgentResponse, StepOutcome, User
@@ -34,6 +34,7 @@ from agentlab.components.permissions import PermissionsGate
 from agentlab.components.planner import PLAN_INSTRUCTIONS, PLANNERS, Planner
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.router import ToolRouter
+from agentlab.components.routing import RoutingPolicy
 from agentlab.components.sandbox import ExecutionSandbox
 from agentlab.errors import (
     AgentError,
@@ -71,6 +72,7 @@ from agentlab.trace.events import (
     RequestAdmitted,
     RequestRefused,
     RolledBack,
+    RoutingDecision,
     StepRejected,
     ToolCallEnded,
     ToolCallStarted,
@@ -89,6 +91,10 @@ def idempotency_key(session_id: str, tool: str, args: dict[str, Any]) -> str:
     """The same action in the same session gets the same key, whoever repeats it (a retry or the model)."""
     canonical = orjson.dumps(args, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(b"%s|%s|%s" % (session_id.encode(), tool.encode(), canonical), digest_size=12).hexdigest()
+
+
+# Step failures that say the model chose badly (not that the world misbehaved): a cascade escalates on these.
+MODEL_MISTAKES = frozenset({"InvalidArguments", "UnknownTool", "ToolFailed", "UngroundedArguments", "PermissionDenied"})
 
 
 def _not_ambiguous(error: AgentError) -> bool:
@@ -116,6 +122,10 @@ class Episode:
         self.tools = tools
         self.messages = messages
         self.env = env
+        self.tier = system.tier
+        if system.routing is not None:
+            self.tier, reason = system.routing.start(system.tiers.order, budget.remaining_usd)
+            trace.emit(RoutingDecision(tier=self.tier, previous=None, reason=reason))
         self.max_turns = request.max_turns
         self.recovery = system.recovery
         self.turns = 0
@@ -146,14 +156,14 @@ class Episode:
         and, if its tier is down, answered by another tier (the Recovery Handler's policy). When every
         tier's breaker is open, it waits once for the nearest cool-down, within the handler's patience."""
         system = self.system
-        try:  # the happy path: the agent's own tier answers
-            return await self._call_tier(system.tier, purpose, response_format, tools)
+        try:  # the happy path: the episode's tier answers
+            return await self._call_tier(self.tier, purpose, response_format, tools)
         except BudgetExceeded:
             raise
         except ModelError as exc:
             first_error = exc
         recovery = system.recovery
-        tiers = [system.tier, *(system.fallback_tiers if recovery.model_fallbacks else ())]
+        tiers = [self.tier, *(system.fallbacks[self.tier] if recovery.model_fallbacks else ())]
         waited = False
         while True:
             errors: list[ModelError] = []
@@ -294,8 +304,17 @@ class Episode:
             trace.emit(StepRejected(call_id=call_id, tool=call.name, error_type=exc.type_name, error=str(exc)))
             outcome = StepOutcome(call_id, call.name, False, error_type=exc.type_name, error=str(exc))
         else:
-            decision = await system.gate.authorize(self.user, spec, args, call_id, trace, self.env)
-            if not decision.allowed:
+            ungrounded: list[str] = []
+            if system.routing is not None and spec.side_effects:
+                ungrounded = Evaluator.grounding(args, self.known_facts())[1]
+            decision = (
+                await system.gate.authorize(self.user, spec, args, call_id, trace, self.env) if not ungrounded else None
+            )
+            if decision is None:
+                error = f"{spec.name} was not run: {', '.join(ungrounded)} appear in no request or tool result"
+                trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="UngroundedArguments", error=error))
+                outcome = StepOutcome(call_id, spec.name, False, error_type="UngroundedArguments", error=error)
+            elif not decision.allowed:
                 error = f"user {self.user.id} may not use {spec.name}: {decision.reason}"
                 trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="PermissionDenied", error=error))
                 outcome = StepOutcome(call_id, spec.name, False, error_type="PermissionDenied", error=error)
@@ -315,6 +334,8 @@ class Episode:
         trace.emit(
             Evaluated(target="step", score=score.score, passed=score.passed, reason=score.reason, call_id=call_id)
         )
+        if not outcome.ok and system.routing is not None and outcome.error_type in MODEL_MISTAKES:
+            self.escalate(f"{outcome.error_type}: {outcome.error}")
         if outcome.ok:
             content = tool_result_content(outcome.result)
             if system.guardrails is not None:  # planted instructions are cut before the model reads them
@@ -326,8 +347,33 @@ class Episode:
         self.add(Message(role="tool", content=content, tool_call_id=call.id, name=outcome.executed_as or call.name))
         return outcome
 
+    def escalate(self, reason: str) -> None:
+        """Ask the routing policy for a more capable tier after a weak step (sticky for the episode)."""
+        routing = self.system.routing
+        if routing is None:
+            return
+        tiers = self.system.tiers
+
+        def cost_at(tier: str) -> float:
+            return tiers[tier].price(self.prompt_chars // 4 + self.tool_tokens, self.system.max_tokens)
+
+        step = routing.escalate(self.tier, tiers.order, reason, self.budget.remaining_usd, cost_at)
+        if step is not None:
+            self.trace.emit(RoutingDecision(tier=step[0], previous=self.tier, reason=step[1]))
+            self.tier = step[0]
+
+    def known_facts(self) -> set[str]:
+        """Ids and figures the request and the tool results so far contain (what an action may rely on)."""
+        return known_facts([self.request.text, *(m.content for m in self.messages if m.role == "tool")])
+
     def evaluate_answer(self, text: str) -> Score:
         score = self.system.evaluator.score_response(text, self.succeeded)
+        if score.passed and self.system.routing is not None:
+            grounded, unknown = Evaluator.grounding(text, self.known_facts())
+            if unknown:
+                score = Score(grounded, False, f"the answer states {', '.join(unknown)}, which no tool result contains")
+        if (not score.passed or score.incomplete) and self.system.routing is not None:
+            self.escalate(score.reason)
         self.trace.emit(Evaluated(target="response", score=score.score, passed=score.passed, reason=score.reason))
         return score
 
@@ -533,15 +579,16 @@ class AgentSystem:
         max_tokens: int = 512,
         system_prompt: str = SYSTEM_PROMPT,
         guardrails: Guardrails | None = None,
+        routing: RoutingPolicy | None = None,
     ) -> None:
         self.model = model
         self.registry = registry
         self.tiers = tiers
         self.tier = tier or tiers.default
         order = tiers.order
-        at = order.index(self.tier)
-        # If this tier is down: the more capable tiers first (nearest first), then the cheaper ones.
-        self.fallback_tiers: list[str] = order[at + 1 :] + order[:at][::-1]
+        # If a tier is down: the more capable tiers first (nearest first), then the cheaper ones.
+        self.fallbacks: dict[str, list[str]] = {t: order[i + 1 :] + order[:i][::-1] for i, t in enumerate(order)}
+        self.fallback_tiers: list[str] = self.fallbacks[self.tier]
         self.profile: TierProfile = tiers[self.tier]
         self.recorder = recorder
         self.planner: Planner = PLANNERS[strategy]() if isinstance(strategy, str) else strategy
@@ -557,6 +604,8 @@ class AgentSystem:
         self.max_tokens = max_tokens
         self.system_prompt = system_prompt
         self.guardrails = guardrails
+        # Cascade routing: None keeps every call on ``tier``; a policy picks and escalates per episode.
+        self.routing = routing
         if self.planner.name == "plan":
             self.system_prompt += "\n\n" + PLAN_INSTRUCTIONS
 

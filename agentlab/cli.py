@@ -189,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         approver=args.approver,
         guardrails=not args.no_guardrails,
         gate=not args.no_gate,
+        routing=args.routing,
         progress=not args.quiet and sys.stderr.isatty(),
         provider=args.provider,
         cassettes=args.cassettes,

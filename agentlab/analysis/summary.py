@@ -39,6 +39,7 @@ def summarize(
     epochs: int,
     wall_seconds: float,
     extra: dict[str, Any] | None = None,
+    cheapest_tier: str | None = None,
 ) -> dict[str, Any]:
     episodes = episodes_frame(events)
     kind = events["kind"] if "kind" in events else pd.Series(dtype=str)
@@ -78,9 +79,27 @@ def summarize(
         "wall_seconds": round(wall_seconds, 3),
     }
     summary.update(resilience_figures(events))
+    summary.update(cost_figures(events, model, successes, total_model + total_tool, cheapest_tier))
     if extra:
         summary.update(extra)
     return summary
+
+
+def cost_figures(
+    events: pd.DataFrame, model: pd.DataFrame, successes: int, total_cost: float, cheapest_tier: str | None
+) -> dict[str, Any]:
+    """Cascade and cost figures: the cheapest tier's share of answered model calls, escalations, cost per success."""
+    answered = model[model["ok"].astype(bool)] if not model.empty else model
+    routing = _count(events, "routing")
+    escalations = int(routing["previous"].notna().sum()) if len(routing) and "previous" in routing else 0
+    hit = None
+    if cheapest_tier is not None and len(answered):
+        hit = round(float((answered["tier"] == cheapest_tier).mean()), 6)
+    return {
+        "cascade_hit_rate": hit,
+        "escalations": escalations,
+        "cost_per_success": round(total_cost / successes, 6) if successes else None,
+    }
 
 
 def _count(events: pd.DataFrame, kind: str) -> pd.DataFrame:

@@ -74,7 +74,9 @@ class ReactPlanner:
                     await episode.run_step(call)
                 continue
             score = episode.evaluate_answer(response.text)
-            if not score.passed and corrections < episode.recovery.max_corrections:
+            # Under cascade routing an answer that gives up is retried at the escalated tier, not accepted.
+            gave_up = score.incomplete and episode.system.routing is not None
+            if (not score.passed or gave_up) and corrections < episode.recovery.max_corrections:
                 corrections += 1
                 episode.trace.emit(RecoveryAction(action="correct", reason=score.reason))
                 episode.add(Message(role="assistant", content=response.text))
@@ -137,7 +139,8 @@ class PlanAndExecutePlanner:
                 episode.turns += 1
                 answer = (await episode.call_model("respond", tools=False)).text
             score = episode.evaluate_answer(answer)
-            if score.passed or revision >= max_replans:
+            gave_up = score.incomplete and episode.system.routing is not None
+            if (score.passed and not gave_up) or revision >= max_replans:
                 return answer, _status(score)
             revision += 1
             episode.trace.emit(RecoveryAction(action="replan", reason=score.reason))

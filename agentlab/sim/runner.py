@@ -43,6 +43,7 @@ from agentlab.components.messages import AgentRequest, User
 from agentlab.components.permissions import OpenGate, PermissionsGate
 from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, load_policy, resource_of
 from agentlab.components.recovery import RecoveryHandler
+from agentlab.components.routing import POLICIES
 from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import Fault, FaultPlan, load_fault_plan
@@ -99,6 +100,9 @@ class RunOptions(BaseModel):
     approver: Literal["approve", "deny", "never"] = "approve"
     guardrails: bool = True
     gate: bool = True
+    # Cascade routing policy: always-cheapest | always-most-capable | cascade | budget-aware-cascade.
+    # None: every call on ``tier``.
+    routing: str | None = None
     out: str | None = None
     only: list[str] | None = None
     progress: bool = True
@@ -343,6 +347,7 @@ def _execute_run(
         seed=opts.seed,
         epochs=opts.epochs,
         wall_seconds=wall,
+        cheapest_tier=tiers.order[0],
         extra={
             "run_id": run_id,
             "strategy": opts.strategy,
@@ -351,6 +356,7 @@ def _execute_run(
             **({"provider": provider_for(opts), "sdk_retries": opts.sdk_retries} if opts.llm != "sim" else {}),
             "faults": plan.name if plan else None,
             "resilience": opts.resilience,
+            "routing": opts.routing,
         },
     )
     os.replace(partial, run_dir / "events.jsonl")
@@ -450,6 +456,7 @@ async def _run_episodes(
         sandbox=sandbox,
         gate=gate,
         guardrails=Guardrails() if opts.guardrails else None,
+        routing=POLICIES[opts.routing]() if opts.routing else None,
         recovery=(
             RecoveryHandler.resilient(retry_model_calls=retry_model_calls)
             if opts.resilience

@@ -301,3 +301,13 @@ class ApprovalDecided(Event):
     tool: str
     call_id: str
     outcome: str  # approved | rejected | expired
+
+
+@dataclass(kw_only=True)
+class RoutingDecision(Event):
+    """Which model tier serves the episode from here on, and why (cascade routing)."""
+
+    kind: str = "routing"
+    tier: str
+    previous: str | None
+    reason: str
