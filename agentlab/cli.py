@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-gate", action="store_true", help="let every call through (to measure what the gate prevents)"
     )
 
+    run.add_argument(
+        "--routing",
+        choices=["always-cheapest", "always-most-capable", "cascade", "budget-aware-cascade"],
+        help="cascade routing policy across model tiers (default: every call on --tier)",
+    )
+
     audit = sub.add_parser("audit", help="print or export a run's audit log")
     audit.add_argument("run_dir", metavar="RUN_DIR")
     audit.add_argument("--episode", help="only this episode's rows")
