@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from agentlab.components.budgets import ScopeKeys
 from agentlab.components.cost import CostController, RequestBudget
 from agentlab.components.evaluator import Evaluator, Score, known_facts
 from agentlab.components.guardrails import Guardrails
@@ -158,8 +159,13 @@ class Episode:
         system = self.system
         try:  # the happy path: the episode's tier answers
             return await self._call_tier(self.tier, purpose, response_format, tools)
-        except BudgetExceeded:
-            raise
+        except BudgetExceeded as exc:
+            cheaper = self._affordable_cheaper_tier(tools)
+            if cheaper is None:
+                raise
+            self.trace.emit(RoutingDecision(tier=cheaper, previous=self.tier, reason=f"downgraded: {exc}"))
+            self.tier = cheaper
+            return await self._call_tier(cheaper, purpose, response_format, tools)
         except ModelError as exc:
             first_error = exc
         recovery = system.recovery
@@ -207,6 +213,16 @@ class Episode:
             raise errors[0]
         last = errors[-1]
         raise ModelUnavailable(f"no model tier could answer; last error {last.type_name}: {last}")
+
+    def _affordable_cheaper_tier(self, tools: bool) -> str | None:
+        """The most capable tier below the episode's whose worst-case call still fits every budget."""
+        order = self.system.tiers.order
+        prompt = self.prompt_chars // 4 + (self.tool_tokens if tools else 0)
+        left = self.budget.remaining_usd
+        for tier in reversed(order[: order.index(self.tier)]):
+            if self.system.tiers[tier].price(prompt, self.system.max_tokens) <= left:
+                return tier
+        return None
 
     async def _call_tier(self, tier: str, purpose: str, response_format: str, tools: bool) -> ModelResponse:
         system, trace = self.system, self.trace
@@ -257,7 +273,11 @@ class Episode:
             if breaker is not None:
                 breaker.record(True, now() - start, now(), trace)
             usage = response.usage
-            cost = response.cost_usd if response.cost_usd is not None else system.cost.price(profile, usage)
+            cost = (
+                response.cost_usd
+                if response.cost_usd is not None
+                else system.cost.price(profile, usage, response.model)
+            )
             system.cost.charge(self.budget, cost)
             trace.emit(
                 ModelCalled(
@@ -614,7 +634,10 @@ class AgentSystem:
     async def handle(self, request: AgentRequest, *, episode_id: str, env: Any = None) -> AgentResponse:
         trace = EpisodeTrace(self.recorder, episode_id, self.clock)
         user = request.user
-        budget = self.cost.open(request.budget_usd)
+        keys = None
+        if self.cost.ledger is not None:
+            keys = ScopeKeys.of(user.id, request.session_id, episode_id, self.clock.datetime())
+        budget = self.cost.open(request.budget_usd, keys)
 
         decision = self.gate.admit(user)
         if not decision.allowed:

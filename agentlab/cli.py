@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         help="cascade routing policy across model tiers (default: every call on --tier)",
     )
 
+    for scope in ("session", "user-day", "user-month"):
+        run.add_argument(f"--budget-{scope}", type=float, metavar="USD", help=f"budget per {scope.replace('-', ' ')}")
+    run.add_argument("--prices", metavar="FILE", help="price table YAML (default: the nearest prices.yaml)")
+
     audit = sub.add_parser("audit", help="print or export a run's audit log")
     audit.add_argument("run_dir", metavar="RUN_DIR")
     audit.add_argument("--episode", help="only this episode's rows")
@@ -136,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"agentlab: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        sys.stdout = None  # type: ignore[assignment]
+        return 0
     except ReplayMismatch as exc:  # a replayed run asked for a request its cassettes do not hold
         print(f"agentlab: error: replay: {exc}", file=sys.stderr)
         return 2
@@ -196,6 +203,10 @@ def _run(args: argparse.Namespace) -> int:
         guardrails=not args.no_guardrails,
         gate=not args.no_gate,
         routing=args.routing,
+        budget_session_usd=args.budget_session,
+        budget_user_day_usd=args.budget_user_day,
+        budget_user_month_usd=args.budget_user_month,
+        prices=args.prices,
         progress=not args.quiet and sys.stderr.isatty(),
         provider=args.provider,
         cassettes=args.cassettes,

@@ -73,7 +73,22 @@ def test_price_zero_usage_is_free() -> None:
 def test_cost_controller_price_uses_usage() -> None:
     p = profile(0.001, 0.005, cached=0.0001)
     usage = Usage(input_tokens=1000, output_tokens=100, cached_tokens=600)
-    assert CostController.price(p, usage) == p.price(1000, 100, 600)
+    assert CostController().price(p, usage) == p.price(1000, 100, 600)
+
+
+def test_with_a_price_table_usage_is_priced_by_the_responding_model() -> None:
+    from pathlib import Path
+
+    import pytest
+
+    from agentlab.llm.pricing import UnknownModel, load_prices
+
+    prices = load_prices(Path(__file__).resolve().parents[1] / "fixtures/prices.yaml")
+    controller = CostController(prices=prices)
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+    assert controller.price(profile(9, 9), usage, "gpt-4o-mini-2024-07-18") == pytest.approx(0.15)
+    with pytest.raises(UnknownModel):
+        controller.price(profile(9, 9), usage, "a-model-nobody-priced")
 
 
 # --- budget ----------------------------------------------------------------------------------------

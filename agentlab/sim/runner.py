@@ -36,6 +36,8 @@ from agentlab.analysis.frames import read_events
 from agentlab.analysis.summary import summarize
 from agentlab.components.approvals import ApprovalQueue, SimulatedApprover
 from agentlab.components.audit import AuditLog
+from agentlab.components.budgets import BudgetLedger, BudgetLimits
+from agentlab.components.cost import CostController
 from agentlab.components.evaluator import Evaluator
 from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
@@ -48,6 +50,7 @@ from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import Fault, FaultPlan, load_fault_plan
 from agentlab.faults.transports import instrument
+from agentlab.llm.pricing import UnknownModel, load_prices
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
@@ -100,6 +103,11 @@ class RunOptions(BaseModel):
     approver: Literal["approve", "deny", "never"] = "approve"
     guardrails: bool = True
     gate: bool = True
+    # Budgets beyond each scenario's per-request budget (USD; None: no limit), on the simulated calendar.
+    budget_session_usd: float | None = None
+    budget_user_day_usd: float | None = None
+    budget_user_month_usd: float | None = None
+    prices: str | None = None  # price table YAML (default: the nearest prices.yaml above the suite)
     # Cascade routing policy: always-cheapest | always-most-capable | cascade | budget-aware-cascade.
     # None: every call on ``tier``.
     routing: str | None = None
@@ -170,13 +178,13 @@ def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
     return tqdm(total=total, delay=1.0, unit="ep", desc=desc)
 
 
-def find_tiers(suite_path: Path) -> Path:
-    """The nearest ``tiers.yaml`` at or above the suite's folder (``fixtures/tiers.yaml``)."""
+def find_tiers(suite_path: Path, name: str = "tiers.yaml") -> Path:
+    """The nearest ``name`` at or above the suite's folder (``fixtures/tiers.yaml``, ``fixtures/prices.yaml``)."""
     for folder in [suite_path.resolve().parent, *suite_path.resolve().parents]:
-        candidate = folder / "tiers.yaml"
+        candidate = folder / name
         if candidate.exists():
             return candidate
-    raise InputError(str(suite_path), "", "no tiers.yaml found beside or above the suite; pass --tiers FILE")
+    raise InputError(str(suite_path), "", f"no {name} found beside or above the suite; pass it explicitly")
 
 
 def prepare_run_dir(path: Path) -> None:
@@ -249,8 +257,7 @@ def resume_options(run_dir: str | Path) -> RunOptions:
     config = orjson.loads(marker.read_bytes())
     fields = {k: config[k] for k in RunOptions.model_fields if k in config and k != "faults"}
     faults = FaultPlan.model_validate(config["faults"]) if config.get("faults") else None
-    return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"],
-                         "progress": False})  # fmt: skip
+    return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False})
 
 
 def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False) -> RunResult:
@@ -441,10 +448,27 @@ async def _run_episodes(
     # One retry layer per model call: while the SDK retries, the agent does not (components/recovery.py).
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_policy(opts.policy) if opts.policy else None
+    prices = load_prices(Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml"))
+    for name, profile in tiers.tiers.items():
+        try:
+            prices.get(profile.model)
+        except UnknownModel as exc:
+            raise InputError(str(opts.tiers or "tiers.yaml"), f"tiers.{name}.model", str(exc)) from None
+    limits = BudgetLimits(
+        session_usd=opts.budget_session_usd,
+        user_day_usd=opts.budget_user_day_usd,
+        user_month_usd=opts.budget_user_month_usd,
+    )
+    ledger = BudgetLedger(limits) if limits.model_dump(exclude_none=True) else None
     audit = AuditLog(memory_path.parent / "audit.sqlite", run_id=recorder.run_id)
     gate_class = PermissionsGate if opts.gate else OpenGate
-    gate = gate_class(registry, policy=policy, constraints=SUPPORT_CONSTRAINTS if policy else None,
-                      approvals=ApprovalQueue(SimulatedApprover(opts.approver)), audit=audit)  # fmt: skip
+    gate = gate_class(
+        registry,
+        policy=policy,
+        constraints=SUPPORT_CONSTRAINTS if policy else None,
+        approvals=ApprovalQueue(SimulatedApprover(opts.approver)),
+        audit=audit,
+    )
     agent = AgentSystem(
         model=model,
         registry=registry,
@@ -455,6 +479,7 @@ async def _run_episodes(
         memory=memory,
         sandbox=sandbox,
         gate=gate,
+        cost=CostController(prices=prices, ledger=ledger),
         guardrails=Guardrails() if opts.guardrails else None,
         routing=POLICIES[opts.routing]() if opts.routing else None,
         recovery=(

@@ -1,0 +1,44 @@
+"""Budgets at every scope through the whole agent: never exceeded, and a cheaper tier before a refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentlab.analysis import load_run
+from agentlab.sim.clock import DEFAULT_EPOCH
+from agentlab.sim.runner import RunOptions, run_suite
+
+SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
+
+
+def test_a_user_day_budget_is_never_exceeded_and_refuses_the_rest(tmp_path: Path) -> None:
+    limit = 0.02
+    result = run_suite(RunOptions(suite=SUITE, epochs=2, budget_user_day_usd=limit, out=str(tmp_path), progress=False))
+    ev = load_run(result.run_dir).events
+    started = ev[ev.kind == "episode_started"].set_index("episode_id")
+    spent = ev[ev.kind.isin(["model_call", "tool_call_end"])].groupby("episode_id").cost_usd.sum()
+    days = (DEFAULT_EPOCH.timestamp() + started.t).map(lambda ts: int(ts // 86400))
+    per_user_day = spent.groupby([started.user_id.reindex(spent.index), days.reindex(spent.index)]).sum()
+    assert per_user_day.max() <= limit + 1e-12  # computed from the trace, not from the ledger
+    refusals = ev[(ev.kind == "budget_check") & (ev.scope == "user_day")]
+    assert len(refusals) > 0 and not refusals.allowed.astype(bool).any()
+    assert result.summary["status_counts"].get("budget_exhausted", 0) > 4  # more than the 4 budget scenarios
+
+
+def test_a_tight_budget_downgrades_to_a_cheaper_tier_before_refusing(tmp_path: Path) -> None:
+    result = run_suite(
+        RunOptions(
+            suite=SUITE,
+            only=["multi-001"],
+            budget_session_usd=0.004,
+            tier="balanced",
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
+    ev = load_run(result.run_dir).events
+    downgrades = ev[(ev.kind == "routing") & ev.reason.fillna("").str.startswith("downgraded")]
+    assert list(zip(downgrades.previous, downgrades.tier, strict=True)) == [("balanced", "fast")]
+    calls = ev[(ev.kind == "model_call") & ev.ok.astype(bool)]
+    assert set(calls.tier) == {"balanced", "fast"}
+    assert calls.cost_usd.sum() <= 0.004
