@@ -134,6 +134,8 @@ class Episode:
         self.succeeded: set[str] = set()
         self._calls = 0
         self._rng: random.Random | None = None
+        self._known: set[str] | None = None
+        self._known_upto = 0
         self.retry_budget = system.recovery.new_budget()
         self.attempted: dict[str, str] = {}  # at-most-once record: idempotency key -> what happened
         self.applied: list[tuple[ToolSpec, dict[str, Any], Any, str]] = []  # side effects, in order
@@ -383,8 +385,17 @@ class Episode:
             self.tier = step[0]
 
     def known_facts(self) -> set[str]:
-        """Ids and figures the request and the tool results so far contain (what an action may rely on)."""
-        return known_facts([self.request.text, *(m.content for m in self.messages if m.role == "tool")])
+        """Ids and figures the request and the tool results so far contain (what an action may rely on).
+
+        Kept incrementally: each call scans only the tool messages added since the last one.
+        """
+        if self._known is None:
+            self._known = known_facts([self.request.text])
+        for message in self.messages[self._known_upto :]:
+            if message.role == "tool":
+                self._known |= known_facts([message.content])
+        self._known_upto = len(self.messages)
+        return self._known
 
     def evaluate_answer(self, text: str) -> Score:
         score = self.system.evaluator.score_response(text, self.succeeded)

@@ -31,9 +31,14 @@ from typing import Any
 import orjson
 
 from agentlab.agent import AgentSystem
+from agentlab.components.audit import AuditLog
+from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
+from agentlab.components.permissions import PermissionsGate
+from agentlab.components.policy import SUPPORT_CONSTRAINTS, load_policy
 from agentlab.components.recovery import RecoveryHandler
+from agentlab.components.routing import Cascade
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan, load_fault_plan
 from agentlab.faults.presets import transient
@@ -124,11 +129,25 @@ class ScriptedModel:
         )
 
 
-def run_support5(episodes: int, trace_path: Path, plan: FaultPlan | None = None) -> dict[str, Any]:
+def run_support5(
+    episodes: int, trace_path: Path, plan: FaultPlan | None = None, *, safety: bool = False
+) -> dict[str, Any]:
+    """``safety``: the issue-5 configuration — cascade routing, the policy gate with its audit log, and
+    guardrails on input, tool output and answers — on top of the full agent."""
     recorder = Recorder("bench-support-5", trace_path)
     clock = Clock()
     injector = FaultInjector(plan, seed=0) if plan else None
     model, sandbox = instrument(ScriptedModel(), injector, recorder, clock)
+    extra: dict[str, Any] = {}
+    audit = None
+    if safety:
+        policy = load_policy(Path(__file__).resolve().parents[1] / "fixtures/policies/support.yaml")
+        audit = AuditLog(trace_path.parent / "audit.sqlite", run_id="bench-support-5")
+        extra = {
+            "gate": PermissionsGate(bench_tools, policy=policy, constraints=SUPPORT_CONSTRAINTS, audit=audit),
+            "guardrails": Guardrails(),
+            "routing": Cascade(),
+        }
     agent = AgentSystem(
         model=model,
         registry=bench_tools,
@@ -138,6 +157,7 @@ def run_support5(episodes: int, trace_path: Path, plan: FaultPlan | None = None)
         sandbox=sandbox,
         recovery=RecoveryHandler.resilient(),
         clock=clock,
+        **extra,
     )
     statuses: dict[str, int] = {}
 
@@ -175,6 +195,7 @@ def run_support5(episodes: int, trace_path: Path, plan: FaultPlan | None = None)
     return {
         "workload": "support-5",
         "faults": plan.name if plan else None,
+        "safety": safety,
         "episodes": episodes,
         "completed": statuses.get("completed", 0),
         "episodes_per_s": round(episodes / elapsed, 1),
@@ -224,7 +245,7 @@ def main(args: argparse.Namespace) -> int:
                     plan = load_fault_plan(args.faults)
                 elif args.fault_rate:
                     plan = transient(args.fault_rate)
-                return run_support5(args.episodes, Path(tmp) / "events.jsonl", plan)
+                return run_support5(args.episodes, Path(tmp) / "events.jsonl", plan, safety=args.safety)
             return run_suite_bench(args.suite, args.episodes, Path(tmp) / "run")
 
         if args.profile:

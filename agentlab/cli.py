@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         "--fault-rate", type=float, default=0.0, help="support-5: transient faults on this share of calls"
     )
     bench.add_argument("--faults", metavar="PLAN", help="support-5: a fault plan YAML instead of --fault-rate")
+    bench.add_argument(
+        "--safety", action="store_true", help="support-5: cascade routing, policy gate with audit log, guardrails"
+    )
     bench.add_argument("--cassettes", default="cassettes", metavar="DIR", help="replay: the cassettes root")
     bench.add_argument("--provider", choices=["openai", "anthropic"], default="openai", help="replay: whose SDK")
     bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")

@@ -31,8 +31,9 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT,                -- execution: ok | error type
     attempt INTEGER
 );
-CREATE INDEX IF NOT EXISTS audit_episode ON audit (episode_id, id);
 """
+# Built when the log is read or closed, not maintained row by row while the agent writes.
+_INDEX = "CREATE INDEX IF NOT EXISTS audit_episode ON audit (episode_id, id)"
 
 _INSERT = (
     "INSERT INTO audit (t, run_id, episode_id, user_id, kind, tool, call_id, decision, reason, args, outcome, attempt)"
@@ -117,6 +118,7 @@ class AuditLog:
     def rows(self, **where: Any) -> list[dict[str, Any]]:
         """Audit rows (flushed first), optionally filtered by column equality, in order."""
         self.flush()
+        self.conn.execute(_INDEX)
         clause = " AND ".join(f"{k} = ?" for k in where)
         cursor = self.conn.execute(
             f"SELECT * FROM audit {'WHERE ' + clause if clause else ''} ORDER BY id", tuple(where.values())
@@ -126,6 +128,7 @@ class AuditLog:
 
     def close(self) -> None:
         self.flush()
+        self.conn.execute(_INDEX)
         self.conn.close()
 
 

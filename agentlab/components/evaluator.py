@@ -60,6 +60,7 @@ _ANSWER_INCOMPLETE = Score(0.5, True, "the answer reports the request as not com
 # Facts a model can get wrong while sounding sure: ids like ORD-1004 and money or counts like 59.90.
 _ID = re.compile(r"\b[A-Z]{2,5}-\d{3,}\b")
 _NUMBER = re.compile(r"(?<![\w.\-])\d+(?:\.\d+)?(?![\w.])")
+_FACT = re.compile(f"({_ID.pattern})|({_NUMBER.pattern})")  # one scan for both
 
 
 def _facts(value: Any) -> set[str]:
@@ -69,7 +70,7 @@ def _facts(value: Any) -> set[str]:
     if isinstance(value, int | float):
         return {f"{float(value):.2f}"}
     if isinstance(value, str):
-        return set(_ID.findall(value)) | {f"{float(n):.2f}" for n in _NUMBER.findall(value)}
+        return {ident or f"{float(number):.2f}" for ident, number in _FACT.findall(value)}
     if isinstance(value, dict):
         return set().union(*(_facts(v) for v in value.values())) if value else set()
     if isinstance(value, list | tuple):

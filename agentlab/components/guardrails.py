@@ -45,15 +45,36 @@ class Classifier(Protocol):
 
 
 class PatternClassifier:
-    """Flags text matching known injection phrasings."""
+    """Flags text matching known injection phrasings.
 
-    def __init__(self, patterns: tuple[re.Pattern[str], ...] = INJECTION_PATTERNS) -> None:
+    The patterns are also joined into one alternation, searched first: clean text — almost all of it —
+    costs one scan instead of one per pattern.
+    """
+
+    def __init__(
+        self, patterns: tuple[re.Pattern[str], ...] = INJECTION_PATTERNS, keywords: tuple[str, ...] | None = None
+    ) -> None:
         self.patterns = patterns
+        self._any = re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I)
+        # Words every default pattern needs; text without any of them cannot match (a cheap first look).
+        self.keywords = (
+            keywords
+            if keywords is not None
+            else (
+                ("ignore", "disregard", "system", "admin", "you are now", "call ")
+                if patterns is INJECTION_PATTERNS
+                else ()
+            )
+        )
 
     def classify(self, text: str) -> Verdict:
-        spans = tuple(m.span() for p in self.patterns for m in p.finditer(text))
-        if not spans:
+        if self.keywords:
+            lowered = text.lower()
+            if not any(k in lowered for k in self.keywords):
+                return _CLEAN
+        if self._any.search(text) is None:
             return _CLEAN
+        spans = tuple(m.span() for p in self.patterns for m in p.finditer(text))
         return Verdict(True, "prompt_injection", f"{len(spans)} injection pattern(s)", spans)
 
 

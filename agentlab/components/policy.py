@@ -41,7 +41,21 @@ class Policy(BaseModel):
     default: Literal["allow", "deny"] = "deny"
     approval_limit_usd: float | None = 100.0
 
+    def model_post_init(self, context: Any) -> None:
+        object.__setattr__(self, "_decisions", {})
+        object.__setattr__(self, "_resource_free", all(rule.resource == "*" for rule in self.rules))
+
     def decide(self, role: str, tool: str, resource: str) -> tuple[Effect, str]:
+        """The first matching rule's (effect, reason), memoised: when no rule names a resource, the answer
+        depends on (role, tool) alone."""
+        key = (role, tool) if self._resource_free else (role, tool, resource)
+        cache = self._decisions
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = self._decide(role, tool, resource)
+        return found
+
+    def _decide(self, role: str, tool: str, resource: str) -> tuple[Effect, str]:
         for i, rule in enumerate(self.rules):
             if rule.matches(role, tool, resource):
                 return rule.effect, rule.reason or f"rule {i} ({rule.role}, {rule.tool}, {rule.resource})"
