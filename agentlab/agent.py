@@ -391,9 +391,10 @@ class Episode:
         """
         if self._known is None:
             self._known = known_facts([self.request.text])
+        known = self._known
         for message in self.messages[self._known_upto :]:
             if message.role == "tool":
-                self._known |= known_facts([message.content])
+                known_facts([message.content], known)
         self._known_upto = len(self.messages)
         return self._known
 
