@@ -620,7 +620,6 @@ class AgentSystem:
         order = tiers.order
         # If a tier is down: the more capable tiers first (nearest first), then the cheaper ones.
         self.fallbacks: dict[str, list[str]] = {t: order[i + 1 :] + order[:i][::-1] for i, t in enumerate(order)}
-        self.fallback_tiers: list[str] = self.fallbacks[self.tier]
         self.profile: TierProfile = tiers[self.tier]
         self.recorder = recorder
         self.planner: Planner = PLANNERS[strategy]() if isinstance(strategy, str) else strategy

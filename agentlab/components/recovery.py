@@ -107,10 +107,6 @@ class RecoveryHandler:
             rollback=False,
         )
 
-    @property
-    def enabled(self) -> bool:
-        return self.policy.budget_per_request > 0 or self.breakers is not None
-
     def new_budget(self) -> RetryBudget:
         return self.policy.new_budget()
 
