@@ -44,3 +44,40 @@ def test_episode_results_do_not_depend_on_which_other_scenarios_run(tmp_path: Pa
         return list(zip(ep.kind, ep.tool.fillna(""), ep.ok.fillna(""), strict=True))
 
     assert kinds(full.run_dir) == kinds(only.run_dir)
+
+
+def test_the_run_id_changes_with_every_option_that_changes_the_run(tmp_path: Path) -> None:
+    """The id identifies a run by its inputs; an option forgotten in the hash would make two different runs
+    share one id. Options that cannot change the run (output dir, progress bar) must not change it."""
+    from agentlab.faults.presets import transient
+    from agentlab.scenarios import load_suite
+    from agentlab.sim.runner import run_id_for
+
+    suite = load_suite(SUITE)
+    tiers = (SUITE.parents[1] / "tiers.yaml").read_bytes()
+    policy = SUITE.parents[1] / "policies" / "support.yaml"
+
+    def rid(**options) -> str:
+        opts = RunOptions(suite=str(SUITE), **options)
+        plan = opts.faults if not isinstance(opts.faults, str) else None
+        return run_id_for(suite, tiers, opts, opts.tier or "balanced", plan)
+
+    base = rid()
+    assert rid(out=str(tmp_path), progress=False) == base
+    variants = [
+        {"seed": 1},
+        {"epochs": 2},
+        {"strategy": "plan"},
+        {"faults": transient(0.1)},
+        {"resilience": False},
+        {"routing": "cascade"},
+        {"guardrails": False},
+        {"gate": False},
+        {"policy": str(policy)},
+        {"approver": "deny"},
+        {"budget_user_day_usd": 1.0},
+        {"only": ["lookup-001"]},
+        {"llm": "sim-openai"},
+    ]
+    ids = [rid(**v) for v in variants]
+    assert base not in ids and len(set(ids)) == len(ids)

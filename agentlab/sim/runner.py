@@ -211,30 +211,33 @@ def prepare_run_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+# Options that cannot change what a run does: where it writes, whether a bar is drawn, where recordings go,
+# and whether the in-flight world is kept on disk (a durable run's trace equals an in-memory one's).
+NON_SEMANTIC = frozenset({"out", "progress", "record", "cassettes", "durable_worlds"})
+# Options naming files: the id hashes their contents instead of their paths.
+FILE_OPTIONS = frozenset({"suite", "tiers", "faults", "policy", "prices"})
+
+
+def _digest(path: str | Path | None) -> str | None:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+
+
 def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, plan: FaultPlan | None) -> str:
+    """A hash of everything the run is a function of: every option that can change it, files by content,
+    and the code version. Two runs with the same id produce the same trace."""
+    options = opts.model_dump(exclude=NON_SEMANTIC | FILE_OPTIONS | {"tier"})  # the resolved tier is hashed below
+    prices = Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml")
     key = orjson.dumps(
         {
+            "options": options,
             "suite": suite.digest,
             "tiers": hashlib.sha256(tiers_bytes).hexdigest(),
-            "strategy": opts.strategy,
-            "llm": opts.llm,
             "tier": tier,
-            "seed": opts.seed,
-            "epochs": opts.epochs,
-            "only": opts.only,
+            "faults": plan.model_dump(mode="json") if plan else None,
+            "policy": _digest(opts.policy),
+            "prices": _digest(prices),
+            "record_mode": opts.record_mode if opts.record else None,
             "version": agentlab.__version__,
-            # Only for SDK backends, so an in-process run keeps the id it always had.
-            **(
-                {
-                    "provider": opts.provider,
-                    "model": opts.model,
-                    "sdk_retries": opts.sdk_retries,
-                    "stream": opts.stream,
-                    "record_mode": opts.record_mode if opts.record else None,
-                }
-                if opts.llm != "sim"
-                else {}
-            ),
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -296,7 +299,11 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume:
     checkpoint: Checkpoint | None = None
     if resume:
         if orjson.loads((run_dir / RUN_MARKER).read_bytes())["run_id"] != run_id:
-            raise InputError(str(run_dir), "--resume", "the suite, tiers or code changed since this run started")
+            raise InputError(
+                str(run_dir),
+                "--resume",
+                "the run's inputs (suite, tiers, prices, policy, options or code) changed since it started",
+            )
         memory = MemoryManager(run_dir / "memory.sqlite")
         checkpoint = RunCheckpoints(memory).load()
         memory.close()
