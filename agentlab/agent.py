@@ -654,7 +654,9 @@ class AgentSystem:
         if not decision.allowed:
             trace.emit(RequestRefused(user_id=user.id, reason=decision.reason))
             return self._respond(trace, request, budget, "refused", f"I can't take this request: {decision.reason}.", 0)
-        if not self.cost.admit(budget, self.profile, self.max_tokens, trace):
+        # Priced at the cheapest tier: any call may run there (cascade routing starts there; a call that does
+        # not fit its tier is downgraded), so only a budget no tier can serve is refused up front.
+        if not self.cost.admit(budget, self.tiers[self.tiers.order[0]], self.max_tokens, trace):
             reason = f"its budget of ${budget.limit_usd:.4f} is below the cost of a single model call"
             trace.emit(RequestRefused(user_id=user.id, reason=reason))
             return self._respond(trace, request, budget, "budget_exhausted", f"I can't take this request: {reason}.", 0)

@@ -42,3 +42,28 @@ def test_a_tight_budget_downgrades_to_a_cheaper_tier_before_refusing(tmp_path: P
     calls = ev[(ev.kind == "model_call") & ev.ok.astype(bool)]
     assert set(calls.tier) == {"balanced", "fast"}
     assert calls.cost_usd.sum() <= 0.004
+
+
+def test_a_budget_that_fits_only_the_cheapest_tier_is_admitted_and_served_there(tmp_path: Path) -> None:
+    """Admission asks whether the request can pay for one call at *some* tier: it may be downgraded to it."""
+    result = run_suite(
+        RunOptions(
+            suite=SUITE,
+            only=["lookup-001"],
+            budget_session_usd=0.001,
+            tier="balanced",
+            out=str(tmp_path),
+            progress=False,
+        )
+    )
+    ev = load_run(result.run_dir).events
+    assert (ev.kind == "request_admitted").sum() == 1
+    calls = ev[(ev.kind == "model_call") & ev.ok.astype(bool)]
+    assert len(calls) > 0 and set(calls.tier) == {"fast"}
+    assert calls.cost_usd.sum() <= 0.001
+
+
+def test_a_budget_below_any_tier_is_still_refused_at_admission(tmp_path: Path) -> None:
+    result = run_suite(RunOptions(suite=SUITE, only=["budget-001"], out=str(tmp_path), progress=False))
+    ev = load_run(result.run_dir).events
+    assert (ev.kind == "request_refused").sum() == 1 and (ev.kind == "model_call").sum() == 0

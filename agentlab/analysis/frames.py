@@ -31,6 +31,9 @@ EPISODE_COLUMNS = [
 ]
 
 
+_NUMERIC_EVENT_COLUMNS = pd.Index(["cost_usd", "input_tokens", "output_tokens", "ok"])
+
+
 def read_events(path: str | Path) -> pd.DataFrame:
     """Every event of a JSONL trace, one row each (columns are the union of the event fields)."""
     with open(path, "rb") as fh:
@@ -42,6 +45,8 @@ def episodes_frame(events: pd.DataFrame) -> pd.DataFrame:
     """One row per episode: outcome, cost, tokens, steps and simulated duration."""
     if events.empty or "kind" not in events:
         return pd.DataFrame(columns=EPISODE_COLUMNS)
+    # A run may lack whole event kinds (every request refused: no model or tool calls); their columns too.
+    events = events.reindex(columns=events.columns.union(_NUMERIC_EVENT_COLUMNS, sort=False))
     graded = events[events["kind"] == "episode_graded"].set_index("episode_id")
     by_ep = events.groupby("episode_id")
     kind = events["kind"]
