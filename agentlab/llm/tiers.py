@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agentlab.errors import InputError
 
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present
+
 
 class LatencyProfile(BaseModel):
     """A log-normal latency given by its median and 95th percentile, in seconds."""
@@ -106,7 +108,7 @@ class TierTable(BaseModel):
 def load_tiers(path: str | Path) -> TierTable:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=SafeLoader)
     except FileNotFoundError:
         raise InputError(str(path), "", "file not found") from None
     except yaml.YAMLError as exc:

@@ -16,7 +16,7 @@ from agentlab.scenarios.refs import refs_in
 from agentlab.tools.registry import ToolRegistry
 from agentlab.world.model import ROW_MODELS, WorldSpec
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml(path: Path) -> Any:
@@ -29,7 +29,7 @@ def read_yaml(path: Path) -> Any:
     try:
         # libyaml's C parser when the wheel has it (every manylinux wheel does): ten times faster than
         # the pure-Python one, which matters when a chaos sweep loads a suite per process.
-        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 — a *safe* loader, C or Python
+        return yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -60,6 +60,7 @@ from agentlab.sim.backends import API_KEY_ENV, LIVE, backend_tiers, provider_for
 from agentlab.sim.checkpoint import Checkpoint, RunCheckpoints
 from agentlab.sim.clock import Clock
 from agentlab.sim.grading import expected_state
+from agentlab.sim.inputs import load_cached
 from agentlab.sim.loop import RealTimeLoop, run_virtual
 from agentlab.sim.rng import RngTree
 from agentlab.tools.registry import ToolRegistry
@@ -263,32 +264,38 @@ def resume_options(run_dir: str | Path) -> RunOptions:
     return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False})
 
 
-def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False) -> RunResult:
+def run_suite(
+    opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False, summarize_run: bool = True
+) -> RunResult:
     """Validate everything, run every episode, and write the run directory.
 
     With ``resume=True`` (``agentlab run --resume DIR``), continue a killed run in ``opts.out`` from its
     last checkpoint: finished episodes are not run again.
+
+    ``summarize_run=False`` finishes the trace but skips the pandas summary (``summary.json``; the result's
+    ``summary`` is empty): for a chaos search, which checks invariants over the trace of thousands of tiny
+    runs, where the summary's fixed cost (~40 ms) would be most of the time.
     """
     if registry is None:
         from agentlab.tools.support import registry as support_registry
 
         registry = support_registry
     suite_path = Path(opts.suite)
-    suite = load_suite(suite_path, registry)
+    suite = load_cached(load_suite, suite_path, registry)
     if opts.only:
         unknown = sorted(set(opts.only) - {s.id for s in suite.scenarios})
         if unknown:
             raise InputError(str(suite_path), "--only", f"no scenario named {', '.join(unknown)}")
         suite = suite.only(opts.only)
     tiers_path = Path(opts.tiers) if opts.tiers else find_tiers(suite_path)
-    tiers = load_tiers(tiers_path)
+    tiers = load_cached(load_tiers, tiers_path)
     tier = opts.tier or tiers.default
     if tier not in tiers.tiers:
         raise InputError(str(tiers_path), "--tier", f"unknown tier {tier!r} (tiers: {', '.join(tiers.order)})")
     if opts.epochs < 1:
         raise InputError("--epochs", "", "must be at least 1")
 
-    plan = load_fault_plan(opts.faults) if isinstance(opts.faults, str) else opts.faults
+    plan = load_cached(load_fault_plan, opts.faults) if isinstance(opts.faults, str) else opts.faults
     if isinstance(plan, Fault):
         plan = FaultPlan(faults=(plan,))
     opts = validate_backend(opts, suite, plan)  # a missing API key stops here: nothing is written yet
@@ -309,7 +316,19 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume:
         memory.close()
         if not partial.exists():
             partial.touch()
-        return _execute_run(suite, tiers, tier, opts, registry, plan, run_id, run_dir, checkpoint, resumed=True)
+        return _execute_run(
+            suite,
+            tiers,
+            tier,
+            opts,
+            registry,
+            plan,
+            run_id,
+            run_dir,
+            checkpoint,
+            resumed=True,
+            summarize_run=summarize_run,
+        )
     prepare_run_dir(run_dir)
     config = {
         "run_id": run_id,
@@ -321,7 +340,9 @@ def run_suite(opts: RunOptions, *, registry: ToolRegistry | None = None, resume:
         "suite_digest": suite.digest,
     }
     (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    return _execute_run(suite, tiers, tier, opts, registry, plan, run_id, run_dir, None, resumed=False)
+    return _execute_run(
+        suite, tiers, tier, opts, registry, plan, run_id, run_dir, None, resumed=False, summarize_run=summarize_run
+    )
 
 
 def _execute_run(
@@ -336,6 +357,7 @@ def _execute_run(
     checkpoint: Checkpoint | None,
     *,
     resumed: bool,
+    summarize_run: bool = True,
 ) -> RunResult:
     partial = run_dir / "events.jsonl.partial"
     resume_at = (checkpoint.trace_offset, checkpoint.seq) if checkpoint else ((0, 0) if resumed else None)
@@ -353,6 +375,9 @@ def _execute_run(
             realtime=opts.llm in LIVE,
         )
     wall = time.perf_counter() - started
+    if not summarize_run:
+        os.replace(partial, run_dir / "events.jsonl")
+        return RunResult(run_dir=run_dir, run_id=run_id, summary={})
 
     events = read_events(partial)
     summary = summarize(
@@ -454,8 +479,8 @@ async def _run_episodes(
     model, sandbox = instrument(model, injector, recorder, clock)
     # One retry layer per model call: while the SDK retries, the agent does not (components/recovery.py).
     retry_model_calls = stack is None or opts.sdk_retries == 0
-    policy = load_policy(opts.policy) if opts.policy else None
-    prices = load_prices(Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml"))
+    policy = load_cached(load_policy, opts.policy) if opts.policy else None
+    prices = load_cached(load_prices, Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml"))
     for name, profile in tiers.tiers.items():
         try:
             prices.get(profile.model)
