@@ -206,6 +206,9 @@ def prepare_run_dir(path: Path) -> None:
             "world.sqlite",
             "world.sqlite-wal",
             "world.sqlite-shm",
+            "audit.sqlite",
+            "audit.sqlite-wal",
+            "audit.sqlite-shm",
             RUN_MARKER,
         ):
             (path / name).unlink(missing_ok=True)
@@ -545,6 +548,8 @@ async def _run_episodes(
             agent.recovery.breakers.restore(checkpoint.state["breakers"])
         if injector is not None:
             injector.restore(checkpoint.state["injector"])
+        if ledger is not None:
+            ledger.spent = dict(checkpoint.state.get("budgets", {}))
     if resumed:
         resumes += 1
         if first < total:  # the interrupted episode runs again: its partial audit rows go
@@ -563,6 +568,8 @@ async def _run_episodes(
                 state = {
                     "breakers": agent.recovery.breakers.snapshot() if agent.recovery.breakers is not None else {},
                     "injector": injector.snapshot() if injector is not None else {},
+                    # Session, day and month spend outlive an episode: a resumed run must not start them at zero.
+                    "budgets": dict(ledger.spent) if ledger is not None else {},
                 }
                 audit.flush()  # the audit rows of every checkpointed episode are durable
                 offset, seq = recorder.position()
