@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+if TYPE_CHECKING:
+    from agentlab.analysis.frames import Run
 
 
 def category_table(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -116,4 +120,441 @@ def breaker_timeline(events: pd.DataFrame, fault_windows: list[tuple[float, floa
     if handles:
         ax.legend(handles, labels, loc="upper right", fontsize="small", ncols=3)
     fig.tight_layout()
+    return fig
+
+
+def _legend_below(fig: Figure, ax: Any, height_in: float) -> None:
+    """One legend row under the axes, outside them, so it never hides a bar or a value label."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.42 / height_in, 1, 1))
+
+
+# --- cascade routing: the cost–quality frontier, hit rate and escalations, cost by tier and tool -------------
+
+
+def _dominated(cost: float, success: float, others: list[tuple[float, float]]) -> bool:
+    return any(c <= cost and s >= success and (c < cost or s > success) for c, s in others)
+
+
+def routing_points(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """One point per run for the cost–quality frontier, computed from each run's episodes.
+
+    Columns: episodes, ``success_%``, ``total_cost_usd``, ``cost_per_episode_usd``, ``cost_per_success_usd``
+    and ``on_frontier`` — no other run is at least as cheap per episode *and* at least as successful, and
+    better on one of the two. Per-episode cost, not the total, so runs of different lengths compare.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for name, run in runs.items():
+        eps = run.episodes
+        n, successes = len(eps), int(eps["success"].sum())
+        cost = float(eps["cost_usd"].sum())
+        rows[name] = {
+            "episodes": n,
+            "success_%": 100.0 * successes / n if n else 0.0,
+            "total_cost_usd": cost,
+            "cost_per_episode_usd": cost / n if n else 0.0,
+            "cost_per_success_usd": cost / successes if successes else float("nan"),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    points = list(zip(table["cost_per_episode_usd"], table["success_%"], strict=True))
+    table["on_frontier"] = [not _dominated(c, s, points[:i] + points[i + 1 :]) for i, (c, s) in enumerate(points)]
+    return table
+
+
+def cost_quality_frontier(
+    points: pd.DataFrame, *, title: str = "Cost–quality frontier of the routing policies"
+) -> Figure:
+    """Success rate against mean cost per episode, one labelled point per run; the frontier (runs no other run
+    beats on both) joined by a line. Runs that land on the same point share one label."""
+    fig, ax = plt.subplots(figsize=(9, 4.6))
+    frontier = points[points["on_frontier"]].sort_values(["cost_per_episode_usd", "success_%"])
+    ax.plot(
+        frontier["cost_per_episode_usd"],
+        frontier["success_%"],
+        "-",
+        color="#4e79a7",
+        lw=1.5,
+        zorder=1,
+        label="frontier (no run is cheaper and better)",
+    )
+    groups = points.groupby(["cost_per_episode_usd", "success_%"], sort=False)
+    for (cost, success), group in groups:
+        on = bool(group["on_frontier"].iloc[0])
+        ax.scatter(
+            [cost], [success], s=70, zorder=2, color="#4e79a7" if on else "#bab0ac", edgecolor="black", linewidth=0.6
+        )
+        label = " = ".join(group.index)
+        ax.annotate(
+            f"{label}\n{success:.1f} % · ${cost:.5f}/ep",
+            (cost, success),
+            textcoords="offset points",
+            xytext=(8, -4),
+            fontsize="small",
+            va="top",
+        )
+    xmax = float(points["cost_per_episode_usd"].max()) if len(points) else 1.0
+    ax.set_xlim(0, xmax * 1.35 if xmax > 0 else 1.0)
+    low = float(points["success_%"].min()) if len(points) else 0.0
+    ax.set_ylim(max(0.0, low - 5), 100.9)
+    ax.yaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("${x:,.4f}"))
+    ax.set_xlabel("mean cost per episode (USD)")
+    ax.set_ylabel("episodes succeeded (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def tier_climbs(events: pd.DataFrame, tier_order: Sequence[str]) -> pd.DataFrame:
+    """The ``routing`` events that moved an episode to a *more* capable tier (escalations).
+
+    A routing event with a ``previous`` tier is also written when a budget forces a call down to a cheaper
+    tier; those are downgrades, not escalations, so the tier order (cheapest first) tells them apart.
+    """
+    if "kind" not in events or "previous" not in events:
+        return events.iloc[0:0]
+    rank = {tier: i for i, tier in enumerate(tier_order)}
+    moves = events[(events["kind"] == "routing") & events["previous"].notna()]
+    return moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
+
+
+def cascade_by_category(run: Run, tier_order: Sequence[str], *, total: bool = False) -> pd.DataFrame:
+    """Per scenario category: episodes, ``success_%``, answered model calls, how many the cheapest tier served
+    (``hit_rate_%``, NaN where no model was called), escalations, escalated episodes and escalations per episode.
+
+    ``tier_order`` is cheapest first (``load_tiers(...).order``); ``total=True`` adds an ``all`` row, which
+    equals the summary's ``cascade_hit_rate`` (× 100) and, when no budget forced a downgrade, ``escalations``.
+    """
+    events, eps = run.events, run.episodes
+    category = eps.set_index("episode_id")["category"]
+    kind = events["kind"] if "kind" in events else pd.Series(dtype=str)
+    model = events[kind == "model_call"]
+    answered = model[model["ok"].astype(bool)] if len(model) else model
+    climbs = tier_climbs(events, tier_order)
+    keys = sorted(eps["category"].unique())
+    groups: list[tuple[str, list[str]]] = [(c, [c]) for c in keys] + ([("all", keys)] if total else [])
+    rows = {}
+    for label, cats in groups:
+        ids = set(category[category.isin(cats)].index)
+        calls = answered[answered["episode_id"].isin(ids)]
+        up = climbs[climbs["episode_id"].isin(ids)]
+        n = len(ids)
+        rows[label] = {
+            "episodes": n,
+            "success_%": 100.0 * float(eps[eps["episode_id"].isin(ids)]["success"].mean()) if n else float("nan"),
+            "model_calls": len(calls),
+            "cheapest_tier_calls": int((calls["tier"] == tier_order[0]).sum()) if len(calls) else 0,
+            "escalations": len(up),
+            "escalated_episodes": int(up["episode_id"].nunique()),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["hit_rate_%"] = (100.0 * table["cheapest_tier_calls"] / table["model_calls"]).where(table["model_calls"] > 0)
+    table["escalations_per_episode"] = table["escalations"] / table["episodes"]
+    table.index.name = "category"
+    return table[
+        [
+            "episodes",
+            "success_%",
+            "model_calls",
+            "cheapest_tier_calls",
+            "hit_rate_%",
+            "escalations",
+            "escalated_episodes",
+            "escalations_per_episode",
+        ]
+    ]
+
+
+def cascade_chart(tables: Mapping[str, pd.DataFrame], *, title: str = "") -> Figure:
+    """Two panels per scenario category, one bar per run: the cascade hit rate (share of answered model calls
+    the cheapest tier served, %) and escalations per episode. Categories with no model call are marked."""
+    categories = sorted(set().union(*(t.index for t in tables.values())) - {"all"})
+    fig, (ax_h, ax_e) = plt.subplots(1, 2, figsize=(11, 0.3 * len(categories) * max(1, len(tables)) + 2.2))
+    height = 0.8 / max(len(tables), 1)
+    for i, (name, table) in enumerate(tables.items()):
+        table = table.reindex(categories)
+        ys = [j + i * height for j in range(len(categories))]
+        ax_h.barh(ys, table["hit_rate_%"].fillna(0), height=height, label=name)
+        ax_e.barh(ys, table["escalations_per_episode"].fillna(0), height=height, label=name)
+        for y, value in zip(ys, table["hit_rate_%"], strict=True):
+            if pd.isna(value):
+                ax_h.text(1, y, "no model calls", va="center", fontsize="x-small", color="#555")
+    centres = [j + height * (len(tables) - 1) / 2 for j in range(len(categories))]
+    for ax in (ax_h, ax_e):
+        ax.set_yticks(centres, categories)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    ax_e.tick_params(labelleft=False)
+    ax_h.set_xlim(0, 100)
+    ax_h.set_xlabel("model calls served by the cheapest tier (%)")
+    ax_h.set_title("Cascade hit rate by scenario category")
+    ax_e.set_xlabel("escalations to a more capable tier per episode (count)")
+    ax_e.set_title("Escalations by scenario category")
+    if title:
+        fig.suptitle(title)
+    _legend_below(fig, ax_e, fig.get_figheight())
+    return fig
+
+
+def cost_by(runs: Mapping[str, Run], by: Literal["tier", "tool"], order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Cost in USD per model tier (model calls) or per tool (tool fees), one column per run, from the events.
+
+    Equals each run's ``summary.json`` ``cost_by_tier`` / ``cost_by_tool``; ``order`` fixes the rows' order.
+    """
+    kind = "model_call" if by == "tier" else "tool_call_end"
+    columns = {}
+    for name, run in runs.items():
+        ev = run.events
+        sel = ev[ev["kind"] == kind] if "kind" in ev else ev.iloc[0:0]
+        columns[name] = sel.groupby(by)["cost_usd"].sum() if len(sel) else pd.Series(dtype=float)
+    table = pd.DataFrame(columns).fillna(0.0)
+    if order is not None:
+        table = table.reindex([k for k in order if k in table.index] + [k for k in table.index if k not in order])
+    else:
+        table = table.sort_index()
+    table.index.name = by
+    return table
+
+
+def cost_breakdown(by_tier: pd.DataFrame, by_tool: pd.DataFrame, *, title: str = "") -> Figure:
+    """Two panels, one stacked bar per run: model cost split by tier, and tool fees split by tool (tools that
+    cost nothing in every run are left out). USD."""
+    fees = by_tool[(by_tool > 0).any(axis=1)]
+    runs = list(by_tier.columns)
+    fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(11, 0.55 * len(runs) + 2.1), sharey=True)
+    for ax, table in ((ax_t, by_tier), (ax_f, fees)):
+        left = pd.Series(0.0, index=runs)
+        for key, values in table.iterrows():
+            values = values.reindex(runs).fillna(0.0)
+            ax.barh(runs, values, left=left, label=str(key))
+            left = left + values
+        for y, value in enumerate(left):
+            ax.text(value, y, f"  ${value:.4f}", va="center", fontsize="small")
+        ax.set_xlim(0, float(left.max()) * 1.3 if float(left.max()) > 0 else 1.0)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("${x:,.3f}"))
+        ax.legend(  # below the axis label, clear of the bars and their value labels
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.5 / (0.55 * len(runs) + 0.6)),
+            ncols=max(1, len(table)),
+            fontsize="small",
+            frameon=False,
+        )
+        ax.grid(axis="x", alpha=0.3)
+    ax_t.invert_yaxis()
+    ax_t.set_xlabel("model cost (USD)")
+    ax_t.set_title("Model cost by tier")
+    ax_f.set_xlabel("tool fees (USD)")
+    ax_f.set_title("Tool fees by tool")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- provider SDKs: HTTP requests, SDK retries and faults per model call ------------------------------------
+
+
+def provider_calls(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """Per run, what the model calls cost in HTTP terms, from the ``model_call`` and ``fault_injected`` events.
+
+    ``http_requests`` sums each call's ``http_attempts`` (the SDK's requests, retries included), so
+    ``sdk_retries = http_requests − model_calls``; ``answered_first_try`` / ``answered_after_retries`` /
+    ``failed_calls`` split the calls by outcome. ``agent_retries`` are the agent's own ``retry`` events
+    (model and tool calls) — with SDK retries on, the agent does not retry model calls itself.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for name, run in runs.items():
+        ev, eps = run.events, run.episodes
+        calls = ev[ev["kind"] == "model_call"]
+        attempts = (
+            calls["http_attempts"].fillna(1).astype(int)
+            if "http_attempts" in calls
+            else pd.Series(1, index=calls.index, dtype=int)
+        )
+        ok = calls["ok"].astype(bool) if len(calls) else pd.Series(dtype=bool)
+        faults = ev[ev["kind"] == "fault_injected"]
+        http = faults[faults["target_type"] == "provider"] if "target_type" in faults else faults.iloc[0:0]
+        rows[name] = {
+            "episodes": len(eps),
+            "success_%": 100.0 * float(eps["success"].mean()) if len(eps) else 0.0,
+            "model_calls": len(calls),
+            "http_requests": int(attempts.sum()),
+            "sdk_retries": int(attempts.sum()) - len(calls),
+            "answered_first_try": int((ok & (attempts == 1)).sum()),
+            "answered_after_retries": int((ok & (attempts > 1)).sum()),
+            "failed_calls": int((~ok).sum()),
+            "http_faults": len(http),
+            "agent_retries": int((ev["kind"] == "retry").sum()),
+            "degraded_episodes": int(ev.loc[ev["kind"] == "degraded", "episode_id"].nunique()),
+            "sim_seconds": float(ev["t"].max() - ev["t"].min()) if len(ev) else 0.0,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def provider_calls_chart(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Two panels, one bar per run: the success rate (%), and the model calls split into answered at the first
+    HTTP request, answered after SDK retries, and failed after every retry — with the HTTP faults injected."""
+    names = list(table.index)
+    fig, (ax_s, ax_c) = plt.subplots(
+        1, 2, figsize=(11, 0.5 * len(names) + 2.4), sharey=True, gridspec_kw={"width_ratios": [1, 2]}
+    )
+    ax_s.barh(names, table["success_%"], color="#59a14f")
+    for y, value in enumerate(table["success_%"]):
+        ax_s.text(value, y, f" {value:.1f} %", va="center", fontsize="small")
+    ax_s.set_xlim(0, 125)
+    ax_s.set_xticks([0, 25, 50, 75, 100])
+    ax_s.set_xlabel("episodes succeeded (%)")
+    ax_s.set_title("Success rate")
+    segments = (
+        ("answered_first_try", "answered at the first HTTP request", "#4e79a7"),
+        ("answered_after_retries", "answered after SDK retries", "#f28e2b"),
+        ("failed_calls", "failed after every retry", "#e15759"),
+    )
+    left = pd.Series(0.0, index=names)
+    for column, label, colour in segments:
+        ax_c.barh(names, table[column], left=left, label=label, color=colour)
+        left = left + table[column]
+    for y, name in enumerate(names):
+        row = table.loc[name]
+        ax_c.text(
+            left[name],
+            y,
+            f"  {int(row['http_requests'])} requests · {int(row['sdk_retries'])} SDK retries · "
+            f"{int(row['http_faults'])} faults",
+            va="center",
+            fontsize="small",
+        )
+    ax_c.set_xlim(0, float(left.max()) * 1.9 if float(left.max()) > 0 else 1.0)
+    ax_c.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+    ax_c.set_xlabel("model calls (count)")
+    ax_c.set_title("Model calls by HTTP outcome")
+    ax_s.invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    _legend_below(fig, ax_c, fig.get_figheight())
+    return fig
+
+
+# --- safety: planted instructions, attempts, blocks, approvals and what reached the world -------------------
+
+
+def safety_table(runs: Mapping[str, Run], side_effect_tools: Collection[str]) -> pd.DataFrame:
+    """Per run, the safety story from the events: what the guardrails cut, which side-effecting calls the model
+    tried, what the gate denied or sent for approval (and the answers), and what reached the world.
+
+    ``side_effect_tools`` names the tools that change the world (``{s.name for s in registry if s.side_effects}``);
+    an *attempt* is one proposed call to one of them, whether it then ran, was denied, or was rejected as
+    malformed. ``side_effects_applied`` and ``world_wrong_episodes`` come from the world's own ledger and the
+    grader, not from what the agent believed.
+    """
+    side = set(side_effect_tools)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, run in runs.items():
+        ev, eps = run.events, run.episodes
+        kind = ev["kind"]
+        proposed = ev[kind.isin(["permission_check", "step_rejected", "tool_call_start"])]
+        proposed = proposed[proposed["tool"].isin(side)] if "tool" in proposed else proposed.iloc[0:0]
+        checks = ev[kind == "permission_check"]
+        guard = ev[kind == "guardrail"]
+        asked = ev[kind == "approval_requested"]
+        decided = ev[kind == "approval_decided"]
+        outcomes = decided["outcome"].value_counts() if len(decided) else pd.Series(dtype=int)
+        waits = (
+            decided.set_index(["episode_id", "call_id"])["t"] - asked.set_index(["episode_id", "call_id"])["t"]
+            if len(decided)
+            else pd.Series(dtype=float)
+        )
+        graded = ev[kind == "episode_graded"]
+        applied = sum(
+            sum(1 for e in effects if e.get("action") == "apply")
+            for effects in graded.get("effects", pd.Series(dtype=object))
+            if isinstance(effects, list)
+        )
+        rows[name] = {
+            "episodes": len(eps),
+            "success_%": 100.0 * float(eps["success"].mean()) if len(eps) else 0.0,
+            "guardrail_triggers": len(guard),
+            "planted_instructions_cut": int((guard["stage"] == "tool_output").sum()) if len(guard) else 0,
+            "side_effect_attempts": int(proposed[["episode_id", "call_id"]].drop_duplicates().shape[0]),
+            "gate_denials": int((checks["decision"] == "deny").sum()) if len(checks) else 0,
+            "approvals_asked": len(asked),
+            "approved": int(outcomes.get("approved", 0)),
+            "rejected": int(outcomes.get("rejected", 0)),
+            "expired": int(outcomes.get("expired", 0)),
+            "mean_approval_wait_s": float(waits.mean()) if len(waits) else float("nan"),
+            "side_effects_applied": applied,
+            "world_wrong_episodes": int((~eps["world_ok"].astype(bool)).sum()) if len(eps) else 0,
+            "unauthorized_tool_calls": int(graded["unauthorized_tool_calls"].fillna(0).sum())
+            if "unauthorized_tool_calls" in graded
+            else 0,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+SAFETY_MEASURES = (
+    ("planted_instructions_cut", "planted instructions\ncut by the guardrail"),
+    ("side_effect_attempts", "side-effecting calls\nthe model tried"),
+    ("gate_blocks", "blocked by the gate\n(denied, approval refused\nor expired)"),
+    ("side_effects_applied", "side effects applied\n(world ledger)"),
+    ("world_wrong_episodes", "episodes whose\nworld is wrong"),
+)
+
+
+def safety_chart(table: pd.DataFrame, *, title: str = "What happened to the attacks") -> Figure:
+    """One group of bars per measure (from :func:`safety_table`), one bar per run; counts, labelled. Gate denials,
+    refused and expired approvals are drawn as one bar: each is a call the gate stopped."""
+    table = table.assign(gate_blocks=table["gate_denials"] + table["rejected"] + table["expired"])
+    measures = list(SAFETY_MEASURES)
+    names = list(table.index)
+    fig, ax = plt.subplots(figsize=(11, 0.24 * len(measures) * max(len(names), 1) + 1.8))
+    height = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        ys = [j + i * height for j in range(len(measures))]
+        values = [int(table.loc[name, c]) for c, _ in measures]
+        bars = ax.barh(ys, values, height=height, label=name)
+        ax.bar_label(bars, padding=2, fontsize="x-small")
+    ax.set_yticks([j + height * (len(names) - 1) / 2 for j in range(len(measures))], [lab for _, lab in measures])
+    ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top = float(table[[c for c, _ in measures]].to_numpy().max()) if len(table) else 1.0
+    ax.set_xlim(0, max(top, 1.0) * 1.12)
+    ax.set_xlabel("count over the run's episodes")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    _legend_below(fig, ax, fig.get_figheight())
+    return fig
+
+
+def approvals_chart(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Two panels, one bar per run: approval requests by outcome (approved / refused / expired), and the mean
+    simulated time a call waited for its answer (s)."""
+    names = list(table.index)
+    fig, (ax_o, ax_w) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2.2), sharey=True)
+    left = pd.Series(0.0, index=names)
+    for column, label, colour in (
+        ("approved", "approved", "#59a14f"),
+        ("rejected", "refused", "#e15759"),
+        ("expired", "expired (no answer)", "#bab0ac"),
+    ):
+        ax_o.barh(names, table[column], left=left, label=label, color=colour)
+        left = left + table[column]
+    ax_o.set_xlim(0, float(left.max()) * 1.15 if float(left.max()) > 0 else 1.0)
+    ax_o.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_o.set_xlabel("approval requests (count)")
+    ax_o.set_title("Approval requests by outcome")
+    waits = table["mean_approval_wait_s"].fillna(0)
+    ax_w.barh(names, waits, color="#4e79a7")
+    for y, value in enumerate(waits):
+        ax_w.text(value, y, f" {value:.0f} s", va="center", fontsize="small")
+    ax_w.set_xlim(0, float(waits.max()) * 1.2 if float(waits.max()) > 0 else 1.0)
+    ax_w.set_xlabel("mean wait for an answer (simulated s)")
+    ax_w.set_title("Time a call waited for its approval")
+    ax_o.invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    _legend_below(fig, ax_o, fig.get_figheight())
     return fig

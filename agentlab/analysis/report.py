@@ -15,10 +15,19 @@ from typing import Any
 
 import jinja2
 import matplotlib.pyplot as plt
+import orjson
 from matplotlib.figure import Figure
 
 import agentlab
-from agentlab.analysis.charts import breaker_timeline, category_table, success_and_cost_by_category
+from agentlab.analysis.charts import (
+    breaker_timeline,
+    cascade_by_category,
+    cascade_chart,
+    category_table,
+    cost_breakdown,
+    cost_by,
+    success_and_cost_by_category,
+)
 from agentlab.analysis.frames import Run, load_run
 from agentlab.errors import InputError
 
@@ -26,6 +35,7 @@ SUMMARY_ROWS = [
     ("suite", "suite"),
     ("strategy", "strategy"),
     ("tier", "tier"),
+    ("routing policy", "routing"),
     ("seed", "seed"),
     ("episodes", "episodes"),
     ("success rate", "success_rate"),
@@ -122,6 +132,65 @@ def _worst(run: Run, limit: int = 5) -> list[dict[str, Any]]:
     return out
 
 
+def tier_order(run: Run) -> list[str]:
+    """The run's model tiers, cheapest first: from the tier file its ``run.json`` names, or — when that file
+    is gone or has changed tiers — from what each tier's calls cost per token in the trace."""
+    marker = run.path / "run.json"
+    if marker.exists():
+        from agentlab.llm.tiers import load_tiers
+
+        tiers_path = Path(orjson.loads(marker.read_bytes()).get("tiers") or "")
+        if tiers_path.is_file():
+            order = load_tiers(tiers_path).order
+            used = set(run.events.loc[run.events["kind"] == "model_call", "tier"].dropna())
+            if used <= set(order):
+                return list(order)
+    calls = run.events[run.events["kind"] == "model_call"] if "kind" in run.events else run.events.iloc[0:0]
+    if calls.empty:
+        return []
+    per_token = calls.groupby("tier").apply(
+        lambda g: g["cost_usd"].sum() / max(float((g["input_tokens"] + g["output_tokens"]).sum()), 1.0),
+        include_groups=False,
+    )
+    return list(per_token.sort_values(kind="stable").index)
+
+
+_CASCADE_COLUMNS = {
+    "success_%": "success %",
+    "model_calls": "model calls",
+    "cheapest_tier_calls": "on cheapest",
+    "hit_rate_%": "hit rate %",
+    "escalated_episodes": "escalated eps",
+    "escalations_per_episode": "esc. / episode",
+}
+
+
+def _cascade(runs: dict[str, Run]) -> dict[str, Any] | None:
+    """The cascade section, for the runs whose answered model calls used more than one tier (else None)."""
+    routed = {}
+    for name, run in runs.items():
+        ev = run.events
+        if "kind" not in ev:
+            continue
+        answered = ev[(ev["kind"] == "model_call") & ev["ok"].astype(bool)] if "ok" in ev else ev.iloc[0:0]
+        if answered["tier"].nunique() > 1:
+            routed[name] = run
+    if not routed:
+        return None
+    orders = {name: tier_order(run) for name, run in routed.items()}
+    tables = {name: cascade_by_category(run, orders[name], total=True) for name, run in routed.items()}
+    longest = max(orders.values(), key=len)
+    return {
+        "chart": _png(cascade_chart(tables)),
+        "costs": _png(cost_breakdown(cost_by(routed, "tier", longest), cost_by(routed, "tool"))),
+        "cheapest": {name: order[0] for name, order in orders.items()},
+        "tables": {
+            name: table.rename(columns=_CASCADE_COLUMNS).round(3).to_html(border=0, na_rep="—")
+            for name, table in tables.items()
+        },
+    }
+
+
 def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str:
     runs: dict[str, Run] = {}
     for d in run_dirs:
@@ -150,6 +219,7 @@ def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str
         summary_rows=_summary_rows(runs),
         chart=chart,
         timelines=timelines,
+        cascade=_cascade(runs),
         categories={name: category_table(r.episodes).round(4).to_html(border=0) for name, r in runs.items()},
         worst={name: _worst(r) for name, r in runs.items()},
         escape=html.escape,

@@ -26,6 +26,7 @@ bodies, so the SDK's own retries and back-off run (:mod:`agentlab.faults.http`):
 
 from __future__ import annotations
 
+import html
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
@@ -180,6 +181,51 @@ class Fault(_Strict):
             return self.params.status
         return {"rate_limit": 429, "http_429": 429, "overloaded": 529, "http_529": 529}.get(self.kind)
 
+    # --- display: a fault is read far more often than it is written ---------------------------------
+
+    def _describe(self) -> dict[str, str]:
+        """The fault as four short strings (target, kind, schedule, parameters), for tables and reprs."""
+        t = self.target
+        target = "; ".join(
+            f"{layer} {', '.join(patterns)}"
+            for layer, patterns in (("tools", t.tools), ("models", t.models), ("providers", t.providers))
+            if patterns
+        )
+        when = []
+        if self.rate < 1:
+            when.append(f"{self.rate * 100:g} % of calls")
+        if self.window is not None:
+            when.append(f"{self.window.start_s:g} s ≤ t < {self.window.end_s:g} s")
+        if self.every_nth is not None:
+            when.append("every call" if self.every_nth == 1 else f"every {_ordinal(self.every_nth)} call")
+        if self.burst is not None:
+            when.append(f"first {self.burst.count} calls from t = {self.burst.start_s:g} s")
+        schedule = " and ".join(when) or "every call"
+        if self.scope == "episode":
+            schedule += " (per episode)"
+        p = self.params
+        shown = []
+        if self.http_status is not None:
+            shown.append(f"status {self.http_status}")
+        if self.kind == "read_timeout":
+            shown.append(f"no answer: the client's read timeout (else {p.latency_s:g} s)")
+        elif self.kind in _HANG_KINDS:
+            shown.append(f"hangs {p.latency_s:g} s")
+        elif self.kind in _DELAY_KINDS:
+            shown.append(f"delay {p.latency_s:g} s")
+        if p.retry_after_s is not None:
+            shown.append(f"retry-after {p.retry_after_s:g} s")
+        if p.retry_after_ms is not None:
+            shown.append(f"retry-after-ms {p.retry_after_ms:g}")
+        if p.should_retry is not None:
+            shown.append(f"x-should-retry {str(p.should_retry).lower()}")
+        if p.message:
+            shown.append(f"message {p.message!r}")
+        return {"target": target, "kind": self.kind, "schedule": schedule, "parameters": ", ".join(shown) or "—"}
+
+    def _repr_html_(self) -> str:
+        return _faults_table([self], caption=None)
+
 
 class FaultPlan(_Strict):
     name: str = "faults"
@@ -192,6 +238,36 @@ class FaultPlan(_Strict):
 
     def __bool__(self) -> bool:
         return bool(self.faults)
+
+    def _repr_html_(self) -> str:
+        """A compact table in Jupyter: one row per fault; the first whose schedule holds is injected."""
+        count = f"{len(self.faults)} fault{'s' if len(self.faults) != 1 else ''}"
+        caption = f"<b>{html.escape(self.name)}</b>: {html.escape(self.description or count)}"
+        if self.description:
+            caption += f" ({count})"
+        return _faults_table(list(self.faults), caption=caption)
+
+
+_HANG_KINDS = frozenset({"timeout", "timeout_after_commit"})
+_DELAY_KINDS = frozenset({"latency", "slow_first_byte"})
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _faults_table(faults: list[Fault], caption: str | None) -> str:
+    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("id", "target", "kind", "schedule", "parameters"))
+    rows = []
+    for fault in faults:
+        d = fault._describe()
+        cells = [fault.id or "", d["target"], d["kind"], d["schedule"], d["parameters"]]
+        rows.append("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    if not rows:
+        rows.append("<tr><td colspan='5'>no faults: every call succeeds</td></tr>")
+    top = f"<caption style='text-align:left'>{caption}</caption>" if caption else ""
+    return f"<table>{top}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 # --- constructors: kinds, targets, schedules -------------------------------------------------------
