@@ -44,6 +44,7 @@ from agentlab.errors import (
     CircuitOpen,
     ModelCircuitOpen,
     ModelError,
+    ModelTimeout,
     ModelUnavailable,
     StepError,
 )
@@ -253,7 +254,16 @@ class Episode:
                 await recovery.limiter.acquire(f"model:{tier}", trace)
             start = now()
             try:
-                response = await system.model.complete(request)
+                if not system.model_timeouts:
+                    response = await system.model.complete(request)
+                else:
+                    try:
+                        async with asyncio.timeout(profile.timeout_s):
+                            response = await system.model.complete(request)
+                    except TimeoutError:  # the agent's own deadline (clients report theirs as ModelTimeout)
+                        raise ModelTimeout(
+                            f"{request.model}: no response within the agent's {profile.timeout_s:g}s timeout"
+                        ) from None
             except ModelError as exc:
                 if breaker is not None:
                     breaker.record(False, now() - start, now(), trace)
@@ -612,6 +622,7 @@ class AgentSystem:
         system_prompt: str = SYSTEM_PROMPT,
         guardrails: Guardrails | None = None,
         routing: RoutingPolicy | None = None,
+        model_timeouts: bool = True,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -637,6 +648,8 @@ class AgentSystem:
         self.guardrails = guardrails
         # Cascade routing: None keeps every call on ``tier``; a policy picks and escalates per episode.
         self.routing = routing
+        # Abandon a model call after its tier's ``timeout_s``; off when a provider SDK enforces its own.
+        self.model_timeouts = model_timeouts
         if self.planner.name == "plan":
             self.system_prompt += "\n\n" + PLAN_INSTRUCTIONS
 

@@ -70,6 +70,9 @@ class TierProfile(BaseModel):
     cached_input_per_1k: float | None = Field(default=None, ge=0)
     context_window: int = Field(default=128_000, gt=0)
     latency: LatencyProfile
+    # The agent abandons a call to this tier after this long (in-process models; a provider SDK enforces its
+    # own timeout). Without one, a provider that never answers holds a request for as long as it hangs.
+    timeout_s: float = Field(default=120.0, gt=0)
     p_correct: float = Field(ge=0, le=1, description="probability that one step is right")
     injection_susceptibility: float = Field(default=0.3, ge=0, le=1)
     error_modes: ErrorModes = ErrorModes()

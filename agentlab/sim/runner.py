@@ -524,6 +524,7 @@ async def _run_episodes(
         ),
         rng=rng,
         clock=clock,
+        model_timeouts=stack is None,  # the SDKs time their own requests out (one timeout layer per call)
     )
     sim = Simulation(
         suite=suite,
