@@ -412,7 +412,7 @@ def provider_calls_chart(table: pd.DataFrame, *, title: str = "") -> Figure:
     segments = (
         ("answered_first_try", "answered at the first HTTP request", "#4e79a7"),
         ("answered_after_retries", "answered after SDK retries", "#f28e2b"),
-        ("failed_calls", "failed after every retry", "#e15759"),
+        ("failed_calls", "failed (SDK retries used up, or off)", "#e15759"),
     )
     left = pd.Series(0.0, index=names)
     for column, label, colour in segments:
