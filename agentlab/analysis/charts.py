@@ -510,7 +510,7 @@ def safety_chart(table: pd.DataFrame, *, title: str = "What happened to the atta
     table = table.assign(gate_blocks=table["gate_denials"] + table["rejected"] + table["expired"])
     measures = list(SAFETY_MEASURES)
     names = list(table.index)
-    fig, ax = plt.subplots(figsize=(11, 0.24 * len(measures) * max(len(names), 1) + 1.8))
+    fig, ax = plt.subplots(figsize=(11, 0.24 * len(measures) * max(len(names), 3) + 1.8))  # room for 3-line labels
     height = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         ys = [j + i * height for j in range(len(measures))]
