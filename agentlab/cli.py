@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     for scope in ("session", "user-day", "user-month"):
         run.add_argument(f"--budget-{scope}", type=float, metavar="USD", help=f"budget per {scope.replace('-', ' ')}")
     run.add_argument("--prices", metavar="FILE", help="price table YAML (default: the nearest prices.yaml)")
+    run.add_argument(
+        "--check", action="store_true", help="check the chaos invariants over the finished run (exit 1 if one fails)"
+    )
 
     audit = sub.add_parser("audit", help="print or export a run's audit log")
     audit.add_argument("run_dir", metavar="RUN_DIR")
@@ -121,6 +124,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--provider", choices=["openai", "anthropic"], default="openai", help="replay: whose SDK")
     bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+
+    chaos = sub.add_parser(
+        "chaos", help="property-based chaos: generated fault schedules, invariants checked, failures shrunk"
+    )
+    chaos.add_argument("suite", nargs="?", default="fixtures/suites/support.yaml", help="suite YAML")
+    chaos.add_argument("--examples", type=int, default=500, help="generated cases to check")
+    chaos.add_argument("--seed", type=int, help="hypothesis's seed (default: a random search)")
+    chaos.add_argument("--max-faults", type=int, default=3, help="faults per generated plan")
+    chaos.add_argument(
+        "--single-run", action="store_true", help="skip the determinism and kill/resume twins (one run a case)"
+    )
+    chaos.add_argument("--mutant", help="switch one safety mechanism off (agentlab.testing.mutants)")
+    chaos.add_argument("--repro-dir", default="runs/chaos-repro", help="where a failing case's fault plan is written")
+    chaos.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -128,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args)
+            return _run_with_mutant(args)
+        if args.command == "chaos":
+            return _chaos(args)
         if args.command == "audit":
             return _audit(args)
         if args.command == "report":
@@ -176,6 +195,59 @@ def _audit(args: argparse.Namespace) -> int:
     else:
         print(frame.drop(columns=["run_id"], errors="ignore").to_string(index=False) if rows else "(no rows)")
     return 0
+
+
+def _run_with_mutant(args: argparse.Namespace) -> int:
+    """``AGENTLAB_MUTANT=NAME`` replays a mutation test's case with the same safety mechanism switched off."""
+    import os
+
+    name = os.environ.get("AGENTLAB_MUTANT")
+    if not name:
+        return _run(args)
+    from agentlab.testing.mutants import mutant
+
+    print(
+        f"agentlab: warning: mutant {name!r} is active (a test instrument: a safety mechanism is off)", file=sys.stderr
+    )
+    with mutant(name):
+        return _run(args)
+
+
+def _check(run_dir: object) -> int:
+    from agentlab.testing.invariants import INVARIANTS, check_run
+
+    violations = check_run(str(run_dir))
+    for violation in violations:
+        print(f"invariant violated: {violation}")
+    if not violations:
+        print(f"invariants hold: {', '.join(INVARIANTS)}")
+    return 1 if violations else 0
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    from agentlab.testing.search import search
+
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.examples, unit="case", desc="chaos")
+    report = search(
+        args.suite,
+        examples=args.examples,
+        seed=args.seed,
+        mutant=args.mutant,
+        cross_run=not args.single_run,
+        max_faults=args.max_faults,
+        repro_dir=args.repro_dir,
+        progress=(lambda r: bar.update()) if bar is not None else None,
+    )
+    if bar is not None:
+        bar.close()
+    if report.failure:
+        print(report.failure)
+    print(orjson.dumps(report.summary()).decode())
+    return 1 if report.failure else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -230,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
             {k: s[k] for k in ("success_rate", "pass_hat_k", "llm_calls", "tool_calls", "total_cost_usd")}
         ).decode()
     )
-    return 0
+    return _check(result.run_dir) if args.check else 0
 
 
 if __name__ == "__main__":
