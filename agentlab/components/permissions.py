@@ -143,6 +143,11 @@ class OpenGate(PermissionsGate):
                 reason="gate disabled",
             )
         )
+        if self.audit is not None:  # a switched-off gate still leaves its (rubber-stamp) decisions on record
+            logged = redact(args, spec.redact)
+            self.audit.permission(
+                trace.now(), trace.episode_id, user.id, spec.name, call_id, "allow", "gate disabled", logged
+            )
         return _ALLOW
 
     async def authorize(
