@@ -428,7 +428,8 @@ class Episode:
         key = None
         at_most_once = False
         if recovery.idempotency and not spec.idempotent:
-            key = idempotency_key(self.request.session_id, spec.name, args)
+            identity = args if spec.key_fields is None else {k: args.get(k) for k in spec.key_fields}
+            key = idempotency_key(self.request.session_id, spec.name, identity)
             at_most_once = not spec.idempotency_keys
             if at_most_once and key in self.attempted:
                 raise AlreadyAttempted(

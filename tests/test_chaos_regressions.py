@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from agentlab.components.audit import AuditLog
 from agentlab.sim.runner import RunOptions, run_suite
-from agentlab.testing import ChaosCase, ChaosHarness
+from agentlab.testing import ChaosCase, ChaosHarness, RunView
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
 
@@ -49,3 +51,33 @@ def test_a_model_that_never_answers_is_abandoned_after_the_tiers_timeout(tmp_pat
     assert len(hung) == 2 and (hung.latency_s.round(6) == 120.0).all()
     assert hung.error.str.contains("agent's 120s timeout").all()
     assert result.summary["sim_seconds"] < 600
+
+
+def test_a_repeated_refund_with_other_wording_is_the_same_refund(tmp_path: Path) -> None:
+    """Found by no_duplicate_side_effects (agentlab chaos --seed 7, no faults at all): the fast tier refunded
+    $25 with an empty reason, then again with the right one; the idempotency key hashed every argument, so the
+    reason text made it a second refund. Keys now hash the fields that identify the action (key_fields)."""
+    case = ChaosCase(suite=SUITE, scenarios=("refund-cond-005",), seed=8067, budget_user_month_usd=0.002,
+                     routing="cascade")  # fmt: skip
+    with ChaosHarness(tmp_path, cross_run=False) as harness:
+        result = harness.check(case)
+        view = RunView.load(tmp_path / "a")
+    refunds = [e for e in view.events if e["kind"] == "tool_call_start" and e["tool"] == "issue_refund"]
+    assert [r["args"]["reason"] for r in refunds] == ["", "broken buckle"]  # the model did ask twice
+    assert result.violations == []
+
+
+def test_key_fields_are_the_fields_the_world_records_an_effect_by(tmp_path: Path) -> None:
+    """What the agent treats as one action is what the world's ledger (and the duplicate count) calls one."""
+    from agentlab.tools.support import registry
+
+    result = run_suite(RunOptions(suite=SUITE, out=str(tmp_path), progress=False))
+    view = RunView.load(result.run_dir)
+    applied = [e for effects in view.ledger().values() for e in effects if e["action"] == "apply"]
+    checked = set()
+    for effect in applied:
+        spec = registry.get(effect["tool"])
+        if not spec.idempotent:
+            assert spec.key_fields is not None and set(spec.key_fields) == set(orjson.loads(effect["args"]))
+            checked.add(spec.name)
+    assert {"issue_refund", "send_email", "create_ticket", "escalate_to_human"} <= checked

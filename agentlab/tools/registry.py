@@ -38,6 +38,9 @@ class ToolSpec:
     side_effects: bool = False
     # The tool's API accepts an idempotency key (like Stripe's): a repeated key returns the first result.
     idempotency_keys: bool = False
+    # The arguments that identify the action: two calls equal on them are one action (one refund of $25 on
+    # an order, whatever reason text accompanies it), so they share an idempotency key. None: all arguments.
+    key_fields: tuple[str, ...] | None = None
     rollback: RollbackFn | None = None
     fallback: str | None = None
     cost_usd: float = 0.0
@@ -84,6 +87,7 @@ class ToolRegistry:
         idempotent: bool = True,
         side_effects: bool = False,
         idempotency_keys: bool = False,
+        key_fields: tuple[str, ...] | None = None,
         rollback: RollbackFn | None = None,
         fallback: str | None = None,
         cost_usd: float = 0.0,
@@ -105,6 +109,7 @@ class ToolRegistry:
                     idempotent=idempotent,
                     side_effects=side_effects,
                     idempotency_keys=idempotency_keys,
+                    key_fields=key_fields,
                     rollback=rollback,
                     fallback=fallback,
                     cost_usd=cost_usd,

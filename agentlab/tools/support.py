@@ -129,7 +129,14 @@ def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
 # --- writes ----------------------------------------------------------------------------------------
 
 
-@world_tool(permissions=["refunds"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
+@world_tool(
+    permissions=["refunds"],
+    timeout_s=20,
+    idempotent=False,
+    side_effects=True,
+    idempotency_keys=True,
+    key_fields=("order_id", "amount"),
+)
 def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
     """Refund part or all of an order's total to the customer's original payment method."""
     if (earlier := ctx.world.replay("issue_refund", ctx.idempotency_key)) is not None:
@@ -207,7 +214,13 @@ def update_address(ctx: ToolContext, customer_id: str, address: str) -> dict[str
 
 
 @world_tool(
-    permissions=["email:send"], timeout_s=20, idempotent=False, side_effects=True, cost_usd=0.0001, redact=["body"]
+    permissions=["email:send"],
+    timeout_s=20,
+    idempotent=False,
+    side_effects=True,
+    cost_usd=0.0001,
+    redact=["body"],
+    key_fields=("customer_id", "subject"),
 )
 def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
     """Send an email to a customer. Cannot be unsent."""
@@ -227,7 +240,14 @@ def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> d
     return result
 
 
-@world_tool(permissions=["tickets:write"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
+@world_tool(
+    permissions=["tickets:write"],
+    timeout_s=20,
+    idempotent=False,
+    side_effects=True,
+    idempotency_keys=True,
+    key_fields=("customer_id", "priority"),
+)
 def create_ticket(
     ctx: ToolContext,
     customer_id: str,
@@ -256,7 +276,14 @@ def create_ticket(
     return result
 
 
-@world_tool(permissions=["escalate"], timeout_s=20, idempotent=False, side_effects=True, idempotency_keys=True)
+@world_tool(
+    permissions=["escalate"],
+    timeout_s=20,
+    idempotent=False,
+    side_effects=True,
+    idempotency_keys=True,
+    key_fields=("customer_id",),
+)
 def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> dict[str, Any]:
     """Hand the conversation to a human agent."""
     if (earlier := ctx.world.replay("escalate_to_human", ctx.idempotency_key)) is not None:
