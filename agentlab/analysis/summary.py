@@ -40,7 +40,9 @@ def summarize(
     wall_seconds: float,
     extra: dict[str, Any] | None = None,
     cheapest_tier: str | None = None,
+    tier_order: list[str] | None = None,
 ) -> dict[str, Any]:
+    """``tier_order`` (cheapest first) tells an escalation (to a more capable tier) from a budget downgrade."""
     episodes = episodes_frame(events)
     kind = events["kind"] if "kind" in events else pd.Series(dtype=str)
     model = events[kind == "model_call"]
@@ -79,19 +81,31 @@ def summarize(
         "wall_seconds": round(wall_seconds, 3),
     }
     summary.update(resilience_figures(events))
-    summary.update(cost_figures(events, model, successes, total_model + total_tool, cheapest_tier))
+    summary.update(cost_figures(events, model, successes, total_model + total_tool, cheapest_tier, tier_order))
     if extra:
         summary.update(extra)
     return summary
 
 
 def cost_figures(
-    events: pd.DataFrame, model: pd.DataFrame, successes: int, total_cost: float, cheapest_tier: str | None
+    events: pd.DataFrame,
+    model: pd.DataFrame,
+    successes: int,
+    total_cost: float,
+    cheapest_tier: str | None,
+    tier_order: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Cascade and cost figures: the cheapest tier's share of answered model calls, escalations, cost per success."""
+    """Cascade and cost figures: the cheapest tier's share of answered model calls, escalations (moves to a more
+    capable tier; a budget's downgrade is not one), cost per success."""
     answered = model[model["ok"].astype(bool)] if not model.empty else model
     routing = _count(events, "routing")
-    escalations = int(routing["previous"].notna().sum()) if len(routing) and "previous" in routing else 0
+    escalations = 0
+    if len(routing) and "previous" in routing:
+        moves = routing[routing["previous"].notna()]
+        if tier_order is not None:
+            rank = {tier: i for i, tier in enumerate(tier_order)}
+            moves = moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
+        escalations = len(moves)
     hit = None
     if cheapest_tier is not None and len(answered):
         hit = round(float((answered["tier"] == cheapest_tier).mean()), 6)

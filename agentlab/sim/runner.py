@@ -390,6 +390,7 @@ def _execute_run(
         epochs=opts.epochs,
         wall_seconds=wall,
         cheapest_tier=tiers.order[0],
+        tier_order=tiers.order,
         extra={
             "run_id": run_id,
             "strategy": opts.strategy,
