@@ -139,6 +139,7 @@ class Episode:
         self._known_upto = 0
         self.retry_budget = system.recovery.new_budget()
         self.attempted: dict[str, str] = {}  # at-most-once record: idempotency key -> what happened
+        self.stand_ins: dict[tuple[str, str], None] = {}  # (tool, fallback) pairs where a fallback answered
         self.applied: list[tuple[ToolSpec, dict[str, Any], Any, str]] = []  # side effects, in order
         self.prompt_chars = sum(message_chars(m) for m in messages)
         self.tool_tokens = sum(t.tokens for t in tools)
@@ -550,6 +551,7 @@ class Episode:
         except StepError:
             return failed
         self.succeeded.add(spec.name)
+        self.stand_ins[(spec.name, fallback.name)] = None
         return StepOutcome(call_id, spec.name, True, result=result, executed_as=fallback.name, attempts=attempts)
 
 
@@ -708,6 +710,12 @@ class AgentSystem:
             done = ", ".join(sorted(episode.succeeded)) or "nothing"
             text = f"I couldn't finish this request: the model call failed ({exc.type_name}: {exc}). Completed: {done}."
             status = "failed"
+        if status == "completed" and episode.stand_ins and "could not verify" not in text.lower():
+            # The agent knows its answer rests on a stand-in; it says so itself rather than trusting the model to.
+            used = "; ".join(
+                f"{tool} was unavailable, so {fallback} answered instead" for tool, fallback in episode.stand_ins
+            )
+            text = f"{text} Note: I could not verify everything — {used}."
         if status != "completed" and self.recovery.rollback and episode.applied:
             note = await rollback(episode, f"request ended {status}")
             text = f"{text} {note}".strip()

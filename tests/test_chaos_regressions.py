@@ -81,3 +81,18 @@ def test_key_fields_are_the_fields_the_world_records_an_effect_by(tmp_path: Path
             assert spec.key_fields is not None and set(spec.key_fields) == set(orjson.loads(effect["args"]))
             checked.add(spec.name)
     assert {"issue_refund", "send_email", "create_ticket", "escalate_to_human"} <= checked
+
+
+def test_an_answer_resting_on_a_fallback_tool_says_so_even_if_the_model_does_not(tmp_path: Path) -> None:
+    """Found by degraded_answers_disclose (agentlab chaos --seed 7): web_search failed three times, kb_search
+    answered in its place, and the answer said nothing about it; disclosure was left to the model. The agent
+    now adds the note itself when a stand-in answered and the answer does not already say so."""
+    case = ChaosCase(suite=SUITE, scenarios=("refund-cond-006",), seed=270, routing="cascade")
+    with ChaosHarness(tmp_path, cross_run=False) as harness:
+        result = harness.check(case)
+        view = RunView.load(tmp_path / "a")
+    assert any(e["kind"] == "degraded" and e["mode"] == "fallback_tool" for e in view.events)
+    final = next(e for e in view.events if e["kind"] == "final_response")
+    assert final["status"] == "completed"
+    assert "web_search was unavailable, so kb_search answered instead" in final["text"]
+    assert result.violations == []
