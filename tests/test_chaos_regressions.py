@@ -96,3 +96,17 @@ def test_an_answer_resting_on_a_fallback_tool_says_so_even_if_the_model_does_not
     assert final["status"] == "completed"
     assert "web_search was unavailable, so kb_search answered instead" in final["text"]
     assert result.violations == []
+
+
+def test_a_resumed_episode_replaying_a_refund_is_not_denied_by_the_balance_it_reduced(tmp_path: Path) -> None:
+    """Found by resume_equivalent (agentlab chaos --seed 7): with --durable-worlds, a run killed after a refund
+    resumed the episode against the world the refund had already changed, and the gate's constraint (a refund
+    may not exceed what is left of the order) denied the replayed refund. A call the journal holds is not
+    re-checked against the world it changed."""
+    from agentlab.components.policy import Policy
+
+    case = ChaosCase(suite=SUITE, scenarios=("refund-cond-006",), policy=Policy(rules=(), default="allow"),
+                     kill_at=1.0, durable_worlds=True)  # fmt: skip
+    with ChaosHarness(tmp_path) as harness:
+        result = harness.check(case)
+    assert result.runs == 4 and result.violations == []

@@ -78,7 +78,9 @@ class PermissionsGate:
 
     # --- the full decision: ACL, rules, constraints, approval ------------------------------------
 
-    def evaluate(self, user: User, spec: ToolSpec, args: dict[str, Any], env: Any = None) -> tuple[str, str]:
+    def evaluate(
+        self, user: User, spec: ToolSpec, args: dict[str, Any], env: Any = None, call_id: str | None = None
+    ) -> tuple[str, str]:
         """(effect, reason) for a call, before any approval: effect is allow, deny or ask."""
         missing = spec.permissions - user.permissions
         if missing:
@@ -88,7 +90,13 @@ class PermissionsGate:
         effect, reason = self.policy.decide(user.role, spec.name, resource_of(args))
         if effect == "deny":
             return effect, reason
-        for constraint in self.constraints.get(spec.name, ()):
+        constraints = self.constraints.get(spec.name, ())
+        if constraints and call_id and hasattr(env, "holds_call") and env.holds_call(spec.name, call_id):
+            # A resumed episode replaying a call its world's journal holds: the call was decided before the kill,
+            # and its constraints would now read the world it has since changed (a refund "exceeding" the balance
+            # it itself reduced). The rule matrix above still applies; the world-reading constraints do not.
+            constraints = ()
+        for constraint in constraints:
             verdict = constraint(user, spec.name, args, env, self.policy)
             if verdict is not None:
                 if verdict[0] == "deny":
@@ -101,7 +109,7 @@ class PermissionsGate:
     ) -> Decision:
         if self.policy is None and self.audit is None:  # the common simulated case: the ACL alone
             return self.check(user, spec, args, call_id, trace)
-        effect, reason = self.evaluate(user, spec, args, env)
+        effect, reason = self.evaluate(user, spec, args, env, call_id)
         trace.emit(
             PermissionChecked(
                 call_id=call_id,

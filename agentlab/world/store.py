@@ -139,6 +139,10 @@ class World:
 
     # --- the journal -----------------------------------------------------------------------------
 
+    def holds_call(self, tool: str, call_id: str) -> bool:
+        """Whether the journal already holds an attempt of this call (a resumed episode is replaying it)."""
+        return self.one("SELECT 1 FROM journal WHERE call_id = ? AND tool = ? LIMIT 1", call_id, tool) is not None
+
     def journaled(self, tool: str, call_id: str, attempt: int, body: Callable[[], Any]) -> Any:
         """Run ``body`` in one transaction with its journal row, or answer from the journal.
 
