@@ -35,9 +35,18 @@ CREATE TABLE IF NOT EXISTS audit (
 # Built when the log is read or closed, not maintained row by row while the agent writes.
 _INDEX = "CREATE INDEX IF NOT EXISTS audit_episode ON audit (episode_id, id)"
 
+# One statement for both kinds of row, so a batch keeps its order in one executemany. The two kinds
+# share two parameters, ?7 and ?8: (decision, reason) of a permission row, (outcome, attempt) of an
+# execution row; the CASEs put them in their columns and leave the other kind's columns NULL. This
+# avoids binding None, which Python's sqlite3 does through its adapter lookup: two Nones a row cost
+# more than the rest of the row's binding (measured: 2.6 -> 1.6 µs a row). ?10 is the run id, the same
+# for every row of a log.
 _INSERT = (
     "INSERT INTO audit (t, run_id, episode_id, user_id, kind, tool, call_id, decision, reason, args, outcome, attempt)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6,"
+    " CASE ?4 WHEN 'permission' THEN ?7 END, CASE ?4 WHEN 'permission' THEN ?8 END,"
+    " ?9,"
+    " CASE ?4 WHEN 'execution' THEN ?7 END, CASE ?4 WHEN 'execution' THEN ?8 END)"
 )
 
 
@@ -66,22 +75,7 @@ class AuditLog:
         reason: str,
         args: dict[str, Any] | None,
     ) -> None:
-        self._add(
-            (
-                t,
-                self.run_id,
-                episode_id,
-                user_id,
-                "permission",
-                tool,
-                call_id,
-                decision,
-                reason,
-                _json(args),
-                None,
-                None,
-            )
-        )
+        self._add((t, episode_id, user_id, "permission", tool, call_id, decision, reason, _json(args), self.run_id))
 
     def execution(
         self,
@@ -94,9 +88,7 @@ class AuditLog:
         outcome: str,
         args: dict[str, Any] | None,
     ) -> None:
-        self._add(
-            (t, self.run_id, episode_id, user_id, "execution", tool, call_id, None, None, _json(args), outcome, attempt)
-        )
+        self._add((t, episode_id, user_id, "execution", tool, call_id, outcome, attempt, _json(args), self.run_id))
 
     def _add(self, row: tuple[Any, ...]) -> None:
         self._pending.append(row)
