@@ -36,7 +36,7 @@ from agentlab.components.planner import PLAN_INSTRUCTIONS, PLANNERS, Planner
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.router import ToolRouter
 from agentlab.components.routing import RoutingPolicy
-from agentlab.components.sandbox import ExecutionSandbox
+from agentlab.components.sandbox import ExecutionSandbox, with_deadline
 from agentlab.errors import (
     AgentError,
     AlreadyAttempted,
@@ -258,9 +258,8 @@ class Episode:
                 if not system.model_timeouts:
                     response = await system.model.complete(request)
                 else:
-                    try:
-                        async with asyncio.timeout(profile.timeout_s):
-                            response = await system.model.complete(request)
+                    try:  # the timer is armed only if the call suspends (a simulated model mostly does not)
+                        response = await with_deadline(system.model.complete(request), profile.timeout_s)
                     except TimeoutError:  # the agent's own deadline (clients report theirs as ModelTimeout)
                         raise ModelTimeout(
                             f"{request.model}: no response within the agent's {profile.timeout_s:g}s timeout"

@@ -45,6 +45,21 @@ class _Resume:
                     return done.value
 
 
+async def with_deadline(coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
+    """Await ``coro``, raising :class:`TimeoutError` if it runs for more than ``timeout_s`` of loop time.
+
+    The coroutine is stepped eagerly and the timer armed only if it suspends: no loop time passes
+    before a coroutine first suspends, so the deadline is the same as if it were armed first, and one
+    that answers without suspending (most simulated tools and models) never pays for a timer.
+    """
+    try:
+        pending = coro.send(None)
+    except StopIteration as done:
+        return done.value
+    async with asyncio.timeout(timeout_s):
+        return await _Resume(coro, pending)
+
+
 Invoker = Callable[[ToolSpec, dict[str, Any], ToolContext], Coroutine[Any, Any, Any]]
 
 
@@ -63,13 +78,7 @@ class ExecutionSandbox:
         timeout = self.timeout_for(spec)
         try:
             coro = spec.fn(ctx, **args) if self.invoker is None else self.invoker(spec, args, ctx)
-            try:
-                pending = coro.send(None)
-            except StopIteration as done:
-                return done.value
-            # No loop time passes before a coroutine first suspends, so the deadline starts here.
-            async with asyncio.timeout(timeout):
-                return await _Resume(coro, pending)
+            return await with_deadline(coro, timeout)
         except StepError:
             raise
         except TimeoutError:
