@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from agentlab.components.evaluator import Evaluator
+from agentlab.components.evaluator import _FACT, _ID, _NUMBER, Evaluator, known_facts
 from agentlab.components.messages import StepOutcome
 
 EV = Evaluator()
@@ -120,6 +122,26 @@ def test_custom_claims_replace_defaults() -> None:
 
 def test_refund_claim_with_typographic_apostrophe_is_flagged() -> None:
     assert not EV.score_response("I\u2019ve issued a refund of $20.", set()).passed
+
+
+# --- facts (grounding) -------------------------------------------------------------------------------
+
+# The plain way to find both kinds of fact in one scan; the evaluator's _FACT is written for speed and must
+# match exactly the same spans.
+FACT_SPEC = re.compile(f"(?=[A-Z0-9])(?:{_ID.pattern}|{_NUMBER.pattern})")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ORDCUS-AZ0123456789.,_ x\"':\n\u0663\u00e9", max_size=40))
+@example('{"id":"ORD-1004","total":59.9,"n":3}')
+@example("ORD-12 AB-123 ABCDEF-123 x1.5 1.5.2 -7 .5 5. 12a _3 \u0663\u0663 1\u0663 é99")
+def test_fact_scan_matches_the_plain_patterns(text: str) -> None:
+    assert _FACT.findall(text) == [m.group() for m in FACT_SPEC.finditer(text)]
+
+
+def test_known_facts_are_ids_and_normalised_numbers() -> None:
+    facts = known_facts(['{"id":"ORD-1004","total":59.9,"stock":3}', "Refund 20 for CUS-001 (not ORD-12)"])
+    assert facts == {"ORD-1004", "59.90", "3.00", "20.00", "CUS-001"}
 
 
 # --- grade -------------------------------------------------------------------------------------------

@@ -65,17 +65,25 @@ _ANSWER_INCOMPLETE = Score(0.5, True, "the answer reports the request as not com
 # Facts a model can get wrong while sounding sure: ids like ORD-1004 and money or counts like 59.90.
 _ID = re.compile(r"\b[A-Z]{2,5}-\d{3,}\b")
 _NUMBER = re.compile(r"(?<![\w.\-])\d+(?:\.\d+)?(?![\w.])")
-# One scan for both; the leading lookahead lets the engine skip every position that cannot start a fact
-# (measured: 1.7 µs instead of 3.7 µs on a typical tool result).
-_FACT = re.compile(f"(?=[A-Z0-9])(?:({_ID.pattern})|({_NUMBER.pattern}))")
+# Both in one scan. Every fact starts with [A-Z0-9], and a pattern that starts by consuming such a character
+# lets the regex engine skip, in C, every position that cannot start one (a lookahead does not: the engine
+# then tries each position). The lookbehinds restate, for the character just consumed, _ID's leading \b
+# and _NUMBER's (?<![\w.\-]). Measured on support-5's texts: ~35 % less than with a leading lookahead.
+# tests/test_evaluator.py checks that it finds exactly what _ID and _NUMBER find.
+_FACT = re.compile(
+    r"[A-Z0-9](?:"
+    r"(?<=(?<!\w)[A-Z])[A-Z]{1,4}-\d{3,}\b"  # an id (_ID)
+    r"|(?<=(?<![\w.\-])[0-9])\d*(?:\.\d+)?(?![\w.])"  # a number (_NUMBER)
+    r")"
+)
 
 
 def _facts(value: Any, into: set[str] | None = None) -> set[str]:
     """Ids and numbers in a value (strings searched; numbers normalised to two decimals), added to ``into``."""
     out = set() if into is None else into
     if isinstance(value, str):
-        for ident, number in _FACT.findall(value):
-            out.add(ident or f"{float(number):.2f}")
+        for fact in _FACT.findall(value):
+            out.add(f"{float(fact):.2f}" if fact[0].isdigit() else fact)
     elif isinstance(value, bool) or value is None:
         pass
     elif isinstance(value, int | float):
