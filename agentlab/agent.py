@@ -435,10 +435,11 @@ class Episode:
                 raise AlreadyAttempted(
                     f"{spec.name} with these arguments {self.attempted[key]}; it cannot be repeated safely"
                 )
+        user_id = self.user.id  # read once: attribute reads on a pydantic model are slow
         ctx = ToolContext(
             world=self.env,
             call_id=call_id,
-            user_id=self.user.id,
+            user_id=user_id,
             idempotency_key=key if spec.idempotency_keys else None,
             episode_id=trace.episode_id,
             trace=trace,
@@ -474,9 +475,7 @@ class Episode:
                 if at_most_once and exc.ambiguous:
                     self.attempted[key] = "already ran once with an unknown outcome"  # type: ignore[index]
                 if audit is not None:
-                    audit.execution(
-                        now(), trace.episode_id, self.user.id, spec.name, call_id, n, exc.type_name, logged_args
-                    )
+                    audit.execution(now(), trace.episode_id, user_id, spec.name, call_id, n, exc.type_name, logged_args)
                 trace.emit(
                     ToolCallEnded(
                         call_id=call_id,
@@ -496,7 +495,7 @@ class Episode:
                 self.attempted[key] = "already ran"  # type: ignore[index]
             system.cost.charge(self.budget, spec.cost_usd)
             if audit is not None:
-                audit.execution(now(), trace.episode_id, self.user.id, spec.name, call_id, n, "ok", logged_args)
+                audit.execution(now(), trace.episode_id, user_id, spec.name, call_id, n, "ok", logged_args)
             trace.emit(
                 ToolCallEnded(
                     call_id=call_id,

