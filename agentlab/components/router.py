@@ -30,7 +30,8 @@ class ToolRouter:
         if call.arguments is None:
             raise InvalidArguments(f"arguments for {spec.name} are not valid JSON: {call.raw_arguments[:80]!r}")
         try:
-            return spec.args_model.model_validate(call.arguments).__dict__
+            # model_validate() with its defaults, minus its Python wrapper (this runs on every tool call).
+            return spec.args_model.__pydantic_validator__.validate_python(call.arguments).__dict__
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:3]
