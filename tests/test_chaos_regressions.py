@@ -73,7 +73,7 @@ def test_key_fields_are_the_fields_the_world_records_an_effect_by(tmp_path: Path
 
     result = run_suite(RunOptions(suite=SUITE, out=str(tmp_path), progress=False))
     view = RunView.load(result.run_dir)
-    applied = [e for effects in view.ledger().values() for e in effects if e["action"] == "apply"]
+    applied = [e for effects in view.ledger.values() for e in effects if e["action"] == "apply"]
     checked = set()
     for effect in applied:
         spec = registry.get(effect["tool"])

@@ -7,6 +7,7 @@ switched off; these show that every invariant, the other two and the cross-run p
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -36,12 +37,14 @@ def first(view: RunView, kind: str, **where: object) -> dict:
 def test_a_real_run_satisfies_every_invariant(view: RunView) -> None:
     kinds = {e["kind"] for e in view.events}
     assert {"tool_call_start", "permission_check", "model_call", "episode_graded"} <= kinds
-    assert any(e["action"] == "apply" for effects in view.ledger().values() for e in effects)
+    assert any(e["action"] == "apply" for effects in view.ledger.values() for e in effects)
     assert check_view(view) == []
 
 
 def doctored(view: RunView) -> RunView:
-    return copy.deepcopy(view)
+    """A fresh view over a deep copy of the trace (a new view: its cached groupings are computed afresh)."""
+    return dataclasses.replace(view, events=copy.deepcopy(view.events), audit=copy.deepcopy(view.audit),
+                               scenarios=dict(view.scenarios))  # fmt: skip
 
 
 def test_a_side_effect_applied_twice_is_caught(view: RunView) -> None:

@@ -43,7 +43,7 @@ from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.permissions import OpenGate, PermissionsGate
-from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, load_policy, resource_of
+from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import POLICIES
 from agentlab.errors import InputError
@@ -59,7 +59,7 @@ from agentlab.scenarios.model import Scenario, Suite
 from agentlab.sim.backends import API_KEY_ENV, LIVE, backend_tiers, provider_for, run_dir_suffix, validate_backend
 from agentlab.sim.checkpoint import Checkpoint, RunCheckpoints
 from agentlab.sim.clock import Clock
-from agentlab.sim.grading import expected_state
+from agentlab.sim.grading import expected_state, repeated_effects, unauthorized_effects
 from agentlab.sim.inputs import load_cached
 from agentlab.sim.loop import RealTimeLoop, run_virtual
 from agentlab.sim.rng import RngTree
@@ -378,18 +378,31 @@ def _execute_run(
             realtime=opts.llm in LIVE,
         )
     wall = time.perf_counter() - started
-    if not summarize_run:
-        os.replace(partial, run_dir / "events.jsonl")
-        return RunResult(run_dir=run_dir, run_id=run_id, summary={})
+    summary = _summary(partial, suite, tiers, tier, opts, plan, run_id, wall) if summarize_run else {}
+    os.replace(partial, run_dir / "events.jsonl")
+    if summarize_run:
+        tmp = run_dir / "summary.json.tmp"
+        tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, run_dir / "summary.json")
+    return RunResult(run_dir=run_dir, run_id=run_id, summary=summary)
 
-    events = read_events(partial)
-    summary = summarize(
-        events,
+
+def _summary(
+    trace: Path,
+    suite: Suite,
+    tiers: TierTable,
+    tier: str,
+    opts: RunOptions,
+    plan: FaultPlan | None,
+    run_id: str,
+    wall: float,
+) -> dict[str, Any]:
+    return summarize(
+        read_events(trace),
         suite=suite.name,
         seed=opts.seed,
         epochs=opts.epochs,
         wall_seconds=wall,
-        cheapest_tier=tiers.order[0],
         tier_order=tiers.order,
         extra={
             "run_id": run_id,
@@ -402,11 +415,6 @@ def _execute_run(
             "routing": opts.routing,
         },
     )
-    os.replace(partial, run_dir / "events.jsonl")
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, run_dir / "summary.json")
-    return RunResult(run_dir=run_dir, run_id=run_id, summary=summary)
 
 
 @dataclass
@@ -588,40 +596,6 @@ async def _run_episodes(
             await stack.aclose(save=finished)
 
 
-def duplicate_side_effects(effects: list[dict[str, Any]], non_idempotent: frozenset[str]) -> int:
-    """Non-idempotent effects applied again with the same arguments, from the world's own ledger."""
-    seen: set[tuple[str, str]] = set()
-    duplicates = 0
-    for effect in effects:
-        if effect["action"] != "apply" or effect["tool"] not in non_idempotent:
-            continue
-        key = (effect["tool"], effect["args"])
-        if key in seen:
-            duplicates += 1
-        seen.add(key)
-    return duplicates
-
-
-def unauthorized_effects(
-    ledger: list[dict[str, Any]], scenario: Scenario, registry: ToolRegistry, policy: Policy | None
-) -> int:
-    """Side effects the scenario's user was not entitled to, judged from the world's ledger and the permission
-    rules — independently of what the gate decided at the time."""
-    count = 0
-    for effect in ledger:
-        if effect["action"] != "apply":
-            continue
-        spec = registry.get(effect["tool"])
-        if spec is None or not spec.permissions <= scenario.permissions:
-            count += 1
-            continue
-        if policy is not None:
-            args = orjson.loads(effect["args"])
-            if policy.decide(scenario.user.role or "", effect["tool"], resource_of(args))[0] == "deny":
-                count += 1
-    return count
-
-
 async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
     agent, clock = sim.agent, sim.clock
     if scenario.id not in sim.expected:
@@ -668,8 +642,8 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
             answer_excludes=scenario.expect.answer_excludes,
         )
         ledger = world.effects()
-        duplicates = duplicate_side_effects(ledger, sim.non_idempotent)
-        unauthorized = unauthorized_effects(ledger, scenario, sim.registry, sim.policy)
+        duplicates = len(repeated_effects(ledger, sim.non_idempotent))
+        unauthorized = len(unauthorized_effects(ledger, scenario, sim.registry, sim.policy))
         effects = [
             {"tool": e["tool"], "action": e["action"], "args": e["args"], "call_id": e["call_id"]} for e in ledger
         ]

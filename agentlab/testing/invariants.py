@@ -18,16 +18,19 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from agentlab.agent import DISCLOSURE
 from agentlab.components.audit import AuditLog
 from agentlab.components.budgets import BudgetLimits
-from agentlab.components.policy import Policy, load_policy, resource_of
+from agentlab.components.policy import Policy, load_policy
 from agentlab.scenarios.model import Scenario
 from agentlab.sim.clock import DEFAULT_EPOCH
+from agentlab.sim.grading import repeated_effects, unauthorized_effects
 from agentlab.tools.registry import ToolRegistry
 
 # Every status an episode may end with (agentlab.agent and its planners); anything else is a hang or a bug.
@@ -40,7 +43,6 @@ BREAKER_TRANSITIONS = frozenset(
 )
 # Degradations after which the answer rests on less than it should: it must say what it could not verify.
 UNVERIFIED_MODES = frozenset({"fallback_tool", "partial_answer"})
-DISCLOSURE = "could not verify"
 MONEY_EPSILON = 1e-12  # float sums of many small costs
 
 
@@ -104,6 +106,9 @@ class RunView:
             **kwargs,
         )
 
+    # Computed once per view (several invariants read them). A view is not changed after it is read; a test
+    # that doctors a trace builds a new view (dataclasses.replace) before checking it.
+    @cached_property
     def by_episode(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in self.events:
@@ -111,6 +116,7 @@ class RunView:
                 out[event["episode_id"]].append(event)
         return out
 
+    @cached_property
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
         """The world's side-effect ledger of each episode, as the runner read it from the world."""
         return {e["episode_id"]: e["effects"] for e in self.events if e["kind"] == "episode_graded"}
@@ -123,13 +129,10 @@ def no_duplicate_side_effects(view: RunView) -> list[Violation]:
     """A non-idempotent action (a refund, an email) is applied at most once per distinct arguments."""
     non_idempotent = {s.name for s in view.registry if not s.idempotent}
     out = []
-    for episode, effects in view.ledger().items():
-        applied = Counter(
-            (e["tool"], e["args"]) for e in effects if e["action"] == "apply" and e["tool"] in non_idempotent
-        )
-        for (tool, args), n in sorted(applied.items()):
-            if n > 1:
-                out.append(Violation("no_duplicate_side_effects", episode, f"{tool} {args} applied {n} times"))
+    for episode, effects in view.ledger.items():
+        repeats = Counter((e["tool"], e["args"]) for e in repeated_effects(effects, non_idempotent))
+        for (tool, args), n in sorted(repeats.items()):
+            out.append(Violation("no_duplicate_side_effects", episode, f"{tool} {args} applied {n + 1} times"))
     return out
 
 
@@ -137,7 +140,7 @@ def budgets_respected(view: RunView) -> list[Violation]:
     """Actual spend, summed from the trace, never exceeds the request, session, user-day or user-month budget."""
     out = []
     spend: dict[tuple[str, str], float] = defaultdict(float)
-    for episode, events in view.by_episode().items():
+    for episode, events in view.by_episode.items():
         started = next((e for e in events if e["kind"] == "episode_started"), None)
         if started is None:
             continue
@@ -173,7 +176,7 @@ def executions_authorized_and_audited(view: RunView) -> list[Violation]:
     audit_runs = Counter(
         (r["episode_id"], r["call_id"], r["tool"], r["attempt"]) for r in view.audit if r["kind"] == "execution"
     )
-    for episode, events in view.by_episode().items():
+    for episode, events in view.by_episode.items():
         started = next((e for e in events if e["kind"] == "episode_started"), None)
         scenario = view.scenarios.get(started["scenario_id"]) if started else None
         allowed: set[tuple[str, str]] = set()
@@ -215,20 +218,15 @@ def executions_authorized_and_audited(view: RunView) -> list[Violation]:
                         f"{key[2]} attempt {key[3]} ran {n}× but has {audit_runs.get(key, 0)} audit execution rows",
                     )
                 )
-        if scenario is not None and view.policy is not None:
-            role = scenario.user.role or ""
-            for effect in view.ledger().get(episode, []):
-                if effect["action"] != "apply":
-                    continue
-                decision = view.policy.decide(role, effect["tool"], resource_of(orjson.loads(effect["args"])))[0]
-                if decision == "deny":
-                    out.append(
-                        Violation(
-                            "executions_authorized_and_audited",
-                            episode,
-                            f"{effect['tool']} {effect['args']} applied, which the policy denies to {role}",
-                        )
+        if scenario is not None:
+            for effect, why in unauthorized_effects(view.ledger.get(episode, []), scenario, view.registry, view.policy):
+                out.append(
+                    Violation(
+                        "executions_authorized_and_audited",
+                        episode,
+                        f"{effect['tool']} {effect['args']} applied: {why}",
                     )
+                )
     return out
 
 
@@ -264,7 +262,7 @@ def episodes_end(view: RunView) -> list[Violation]:
     """Every episode that started ends — a final response with a known status, then its grade — within
     ``max_episode_s`` of simulated time."""
     out = []
-    for episode, events in view.by_episode().items():
+    for episode, events in view.by_episode.items():
         started = next((e for e in events if e["kind"] == "episode_started"), None)
         finals = [e for e in events if e["kind"] == "final_response"]
         graded = [e for e in events if e["kind"] == "episode_graded"]
@@ -287,7 +285,7 @@ def degraded_answers_disclose(view: RunView) -> list[Violation]:
     """An answer given with less than it should have had (a fallback tool's result, a partial answer)
     says what it could not verify."""
     out = []
-    for episode, events in view.by_episode().items():
+    for episode, events in view.by_episode.items():
         final = next((e for e in events if e["kind"] == "final_response"), None)
         if final is None:
             continue
