@@ -209,7 +209,7 @@ def _run_with_mutant(args: argparse.Namespace) -> int:
     print(
         f"agentlab: warning: mutant {name!r} is active (a test instrument: a safety mechanism is off)", file=sys.stderr
     )
-    with mutant(name):
+    with mutant(name, source="AGENTLAB_MUTANT"):
         return _run(args)
 
 

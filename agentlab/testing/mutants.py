@@ -18,7 +18,6 @@ no-half-open-probe        the breaker's half-open probe (it closes after cool-do
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -93,11 +92,10 @@ CAUGHT_BY = {
 }
 
 
-def mutant(name: str | None) -> AbstractContextManager[None]:
-    """The named mutant's patch (a no-op for ``None``)."""
+def mutant(name: str | None, source: str = "--mutant") -> AbstractContextManager[None]:
+    """The named mutant's patch (a no-op for ``None``); ``source`` names where the name came from, for errors."""
     if not name:
         return nullcontext()
     if name not in MUTANTS:
-        raise InputError(ENV if name == os.environ.get(ENV) else "--mutant", "", f"unknown mutant {name!r} "
-                         f"(mutants: {', '.join(MUTANTS)})")  # fmt: skip
+        raise InputError(source, "", f"unknown mutant {name!r} (mutants: {', '.join(MUTANTS)})")
     return MUTANTS[name]()

@@ -64,7 +64,7 @@ def search(
     callable given the report after every example (a tqdm bar's update, say).
     """
     report = SearchReport()
-    failures: list[tuple[ChaosCase, CaseResult]] = []
+    last_failure: list[tuple[ChaosCase, CaseResult]] = []  # one slot: hypothesis replays the shrunk case last
     with ChaosHarness(cross_run=cross_run, repro_dir=repro_dir, mutant=mutant) as harness, apply_mutant(mutant):
         report.invariants = harness.invariants
 
@@ -84,7 +84,7 @@ def search(
             if progress is not None:
                 progress(report)
             if result.violations:
-                failures.append((case, result))
+                last_failure[:] = [(case, result)]
                 raise InvariantViolated(result, "")
 
         test = hypothesis_seed(seed)(property_holds) if seed is not None else property_holds
@@ -93,7 +93,7 @@ def search(
             test()
         except InvariantViolated:
             # Hypothesis replays the shrunk case last: that is the one to write out.
-            case, result = failures[-1]
+            case, result = last_failure[0]
             report.case, report.failure = case, str(InvariantViolated(result, harness.reproduction(case)))
         report.wall_seconds = time.perf_counter() - started
     return report
