@@ -39,10 +39,10 @@ def summarize(
     epochs: int,
     wall_seconds: float,
     extra: dict[str, Any] | None = None,
-    cheapest_tier: str | None = None,
     tier_order: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``tier_order`` (cheapest first) tells an escalation (to a more capable tier) from a budget downgrade."""
+    """``tier_order`` (cheapest first) names the cheapest tier (for the cascade hit rate) and tells an escalation
+    (to a more capable tier) from a budget's downgrade."""
     episodes = episodes_frame(events)
     kind = events["kind"] if "kind" in events else pd.Series(dtype=str)
     model = events[kind == "model_call"]
@@ -81,7 +81,7 @@ def summarize(
         "wall_seconds": round(wall_seconds, 3),
     }
     summary.update(resilience_figures(events))
-    summary.update(cost_figures(events, model, successes, total_model + total_tool, cheapest_tier, tier_order))
+    summary.update(cost_figures(events, model, successes, total_model + total_tool, tier_order))
     if extra:
         summary.update(extra)
     return summary
@@ -92,7 +92,6 @@ def cost_figures(
     model: pd.DataFrame,
     successes: int,
     total_cost: float,
-    cheapest_tier: str | None,
     tier_order: list[str] | None = None,
 ) -> dict[str, Any]:
     """Cascade and cost figures: the cheapest tier's share of answered model calls, escalations (moves to a more
@@ -107,8 +106,8 @@ def cost_figures(
             moves = moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
         escalations = len(moves)
     hit = None
-    if cheapest_tier is not None and len(answered):
-        hit = round(float((answered["tier"] == cheapest_tier).mean()), 6)
+    if tier_order and len(answered):
+        hit = round(float((answered["tier"] == tier_order[0]).mean()), 6)
     return {
         "cascade_hit_rate": hit,
         "escalations": escalations,
