@@ -95,6 +95,10 @@ def idempotency_key(session_id: str, tool: str, args: dict[str, Any]) -> str:
     return hashlib.blake2b(b"%s|%s|%s" % (session_id.encode(), tool.encode(), canonical), digest_size=12).hexdigest()
 
 
+# The phrase by which an answer admits what it could not verify (a partial answer, a fallback tool's result);
+# the chaos invariant degraded_answers_disclose looks for it.
+DISCLOSURE = "could not verify"
+
 # Step failures that say the model chose badly (not that the world misbehaved): a cascade escalates on these.
 MODEL_MISTAKES = frozenset({"InvalidArguments", "UnknownTool", "ToolFailed", "UngroundedArguments", "PermissionDenied"})
 
@@ -701,19 +705,19 @@ class AgentSystem:
             trace.emit(Degraded(mode="partial_answer", target="model", reason=str(exc)))
             text = (
                 f"I couldn't finish this request: the language model is unavailable right now ({exc}). "
-                f"I could not verify the rest. Completed before stopping: {done}."
+                f"I {DISCLOSURE} the rest. Completed before stopping: {done}."
             )
             status = "unavailable"
         except ModelError as exc:  # no fallback was allowed: fail the request, never the agent
             done = ", ".join(sorted(episode.succeeded)) or "nothing"
             text = f"I couldn't finish this request: the model call failed ({exc.type_name}: {exc}). Completed: {done}."
             status = "failed"
-        if status == "completed" and episode.stand_ins and "could not verify" not in text.lower():
+        if status == "completed" and episode.stand_ins and DISCLOSURE not in text.lower():
             # The agent knows its answer rests on a stand-in; it says so itself rather than trusting the model to.
             used = "; ".join(
                 f"{tool} was unavailable, so {fallback} answered instead" for tool, fallback in episode.stand_ins
             )
-            text = f"{text} Note: I could not verify everything — {used}."
+            text = f"{text} Note: I {DISCLOSURE} everything — {used}."
         if status != "completed" and self.recovery.rollback and episode.applied:
             note = await rollback(episode, f"request ended {status}")
             text = f"{text} {note}".strip()
