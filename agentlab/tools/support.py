@@ -27,15 +27,23 @@ def world_tool(**meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]
     The wrapper pays the tool's simulated I/O (latency, flakiness), then has the world run the body
     *journaled*: the outcome is written to the world's journal in the same transaction as its side
     effects, and a call the journal already holds (a resumed episode replaying) is answered from it.
+    A tool declared with ``idempotency_keys=True`` answers a key it has already applied with that
+    first result, like a payment API, before its body runs — in the same transaction.
     """
+    keyed = bool(meta.get("idempotency_keys"))
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         name = body.__name__
 
+        def run(ctx: ToolContext, args: dict[str, Any]) -> Any:
+            if keyed and (earlier := ctx.world.replay(name, ctx.idempotency_key)) is not None:
+                return earlier
+            return body(ctx, **args)
+
         @functools.wraps(body)
         async def tool(ctx: ToolContext, **args: Any) -> Any:
             await ctx.world.io(name)
-            return ctx.world.journaled(name, ctx.call_id, ctx.attempt, lambda: body(ctx, **args))
+            return ctx.world.journaled(name, ctx.call_id, ctx.attempt, lambda: run(ctx, args))
 
         registry.tool(**meta)(tool)
         return tool
@@ -139,8 +147,6 @@ def web_search(ctx: ToolContext, query: str) -> dict[str, Any]:
 )
 def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "") -> dict[str, Any]:
     """Refund part or all of an order's total to the customer's original payment method."""
-    if (earlier := ctx.world.replay("issue_refund", ctx.idempotency_key)) is not None:
-        return earlier
     with ctx.world.transaction() as w:
         order = _order(ctx, order_id)
         if order["status"] == "cancelled":
@@ -256,8 +262,6 @@ def create_ticket(
     priority: Literal["low", "normal", "high", "urgent"] = "normal",
 ) -> dict[str, Any]:
     """Open a follow-up ticket for the support team."""
-    if (earlier := ctx.world.replay("create_ticket", ctx.idempotency_key)) is not None:
-        return earlier
     with ctx.world.transaction() as w:
         _customer(ctx, customer_id)
         ticket_id = w.next_id("tickets", "TK")
@@ -286,8 +290,6 @@ def create_ticket(
 )
 def escalate_to_human(ctx: ToolContext, customer_id: str, reason: str) -> dict[str, Any]:
     """Hand the conversation to a human agent."""
-    if (earlier := ctx.world.replay("escalate_to_human", ctx.idempotency_key)) is not None:
-        return earlier
     with ctx.world.transaction() as w:
         _customer(ctx, customer_id)
         esc_id = w.next_id("escalations", "ESC")

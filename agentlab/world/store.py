@@ -88,7 +88,6 @@ class World:
         self.rng = rng or random.Random(0)
         self.env = environment or Environment()
         self._depth = 0
-        self.replayed = 0  # calls answered from the journal (a resumed episode)
 
     @classmethod
     def from_template(
@@ -156,7 +155,6 @@ class World:
             "SELECT ok, payload FROM journal WHERE call_id = ? AND tool = ? AND attempt = ?", call_id, tool, attempt
         )
         if row is not None:
-            self.replayed += 1
             if row["ok"]:
                 return orjson.loads(row["payload"])
             raise ToolFailed(row["payload"])
