@@ -252,7 +252,7 @@ class Episode:
         now = trace.now
 
         async def attempt(n: int) -> ModelResponse:
-            if breaker is not None and breaker.state != "closed" and not breaker.allow(now(), trace):
+            if breaker is not None and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"model:{tier}", reason="circuit breaker open"))
                 raise ModelCircuitOpen(f"model:{tier} circuit breaker is open", retry_after=breaker.retry_after(now()))
             if recovery.limiter is not None:
@@ -458,7 +458,7 @@ class Episode:
         async def attempt(n: int) -> Any:
             nonlocal attempts
             attempts = n
-            if breaker is not None and breaker.state != "closed" and not breaker.allow(now(), trace):
+            if breaker is not None and not breaker.allow(now(), trace):
                 trace.emit(CallRejected(target=f"tool:{spec.name}", reason="circuit breaker open", call_id=call_id))
                 # With a fallback, degrade at once; without one, wait for the probe (within the retry policy).
                 raise CircuitOpen(

@@ -139,3 +139,28 @@ def test_one_replicas_breaker_trip_protects_the_other(redis_store) -> None:
     assert not b.allow(3.0, trace_b)  # b never saw a failure itself
     assert b.state == "open" and trace_b.events[-1].reason == "shared: 2 consecutive failures"
     assert b.allow(32.0, trace_b)  # the shared cool-down runs from a's opening
+
+
+def test_a_shared_trip_stops_the_other_replicas_agent_from_calling_the_tool(redis_store) -> None:
+    """Through the agent, not just the breaker: a closed breaker must still ask the store before each call."""
+    from agentlab.agent import AgentSystem
+    from agentlab.bench import BENCH_TIERS, BENCH_USER, ScriptedModel, bench_tools
+    from agentlab.components.memory import MemoryManager
+    from agentlab.components.messages import AgentRequest
+    from agentlab.components.recovery import RecoveryHandler
+    from agentlab.sim.loop import run_virtual
+    from agentlab.trace.recorder import Recorder
+
+    config = BreakerConfig(consecutive_failures=2, wait_open_s=3600)
+    replica_a = CircuitBreaker("tool:lookup_order", config, redis_store)
+    replica_a.record(False, 0.1, 0.0, ListTrace())
+    replica_a.record(False, 0.1, 0.0, ListTrace())
+    recorder = Recorder("replica-b")
+    recovery = RecoveryHandler.resilient(config, store=redis_store)
+    replica_b = AgentSystem(model=ScriptedModel(), registry=bench_tools, tiers=BENCH_TIERS, recorder=recorder,
+                            memory=MemoryManager(":memory:"), recovery=recovery)  # fmt: skip
+    request = AgentRequest(user=BENCH_USER, text="Check order ORD-1", session_id="s", tags={"order_id": "ORD-1"})
+    run_virtual(replica_b.handle(request, episode_id="b-0"))
+    started = [e for e in recorder.events if e.kind == "tool_call_start" and e.tool == "lookup_order"]
+    rejected = [e for e in recorder.events if e.kind == "call_rejected" and e.target == "tool:lookup_order"]
+    assert started == [] and len(rejected) >= 1

@@ -70,7 +70,8 @@ class CircuitBreaker:
     # --- the two calls a caller makes ------------------------------------------------------------
 
     def allow(self, now: float, trace: Any) -> bool:
-        """May a call go ahead now? (In half-open, a True reserves one probe slot.)"""
+        """May a call go ahead now? (In half-open, a True reserves one probe slot.) Every call asks: with a shared
+        store, a closed breaker may still have to adopt another replica's trip."""
         if self.store is not None:
             self._adopt_shared(trace)
         if self.state == "closed":
@@ -141,14 +142,11 @@ class CircuitBreaker:
     # --- internals ---------------------------------------------------------------------------------
 
     def _evict(self, now: float) -> None:
+        """Drop what a time window has left behind (a count window trims itself in ``record``)."""
         window = self._window
-        if self.config.window_type == "count":
-            while len(window) > self.config.window_size:
-                self._drop(window.popleft())
-        else:
-            horizon = now - self.config.window_size
-            while window and window[0][0] <= horizon:
-                self._drop(window.popleft())
+        horizon = now - self.config.window_size
+        while window and window[0][0] <= horizon:
+            self._drop(window.popleft())
 
     def _drop(self, entry: tuple[float, bool, bool]) -> None:
         self._failures -= entry[1]
