@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from agentlab.faults.plan import PROVIDER_KINDS, Fault, FaultPlan
+from agentlab.faults.plan import Fault, FaultPlan
 from agentlab.trace.events import FaultInjected
 
 _MASK = (1 << 64) - 1
@@ -33,18 +33,6 @@ def _splitmix64(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
     return x ^ (x >> 31)
-
-
-def uniform(seed: int, episode_id: str, target_type: str, name: str, call_no: int) -> float:
-    """A deterministic draw in [0, 1) for one call (the uncached form of ``FaultInjector._draw``)."""
-    base = _hash64(f"{seed}|{episode_id}") ^ _hash64(f"{target_type}|{name}")
-    return _splitmix64(base ^ (call_no * 0xD1B54A32D192ED03 & _MASK)) / 2**64
-
-
-def _status(fault: Fault) -> int | None:
-    if fault.kind in ("error", "server_error", "rate_limit"):
-        return fault.params.status
-    return fault.http_status if fault.kind in PROVIDER_KINDS else None
 
 
 def _retry_after(fault: Fault) -> float | None:
@@ -186,14 +174,15 @@ class FaultInjector:
                     fault_kind=fault.kind,
                     target_type=target_type,
                     target=name,
-                    status=_status(fault),
+                    status=fault.http_status,
                     retry_after_s=_retry_after(fault),
                 )
             )
         return chosen
 
     def _draw(self, episode_id: str, target_type: str, name: str, call_no: int) -> float:
-        """``uniform(...)`` with the two string hashes cached (one per episode, one per target)."""
+        """A deterministic draw in [0, 1) for one call: SplitMix64 of hash(seed|episode) ^ hash(type|name) ^ the
+        call number, with the two string hashes cached (one per episode, one per target)."""
         episode_hash = self._episode_hash.get(episode_id)
         if episode_hash is None:
             episode_hash = self._episode_hash[episode_id] = _hash64(f"{self.seed}|{episode_id}")
