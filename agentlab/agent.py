@@ -497,7 +497,8 @@ class Episode:
                 breaker.record(True, now() - start, now(), trace)
             if at_most_once:
                 self.attempted[key] = "already ran"  # type: ignore[index]
-            system.cost.charge(self.budget, spec.cost_usd)
+            if spec.cost_usd:  # most tools are free: nothing to count
+                system.cost.charge(self.budget, spec.cost_usd)
             if audit is not None:
                 audit.execution(now(), trace.episode_id, user_id, spec.name, call_id, n, "ok", logged_args)
             trace.emit(

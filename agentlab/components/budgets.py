@@ -55,15 +55,14 @@ class BudgetLedger:
 
     def __init__(self, limits: BudgetLimits) -> None:
         self.limits = limits
+        # The limits are frozen: the scopes that have one are resolved once, not on every call's check.
+        self._limited = tuple((scope, limit) for scope in SCOPES if (limit := limits.limit(scope)) is not None)
         self.spent: dict[str, float] = {}
 
     def headroom(self, keys: ScopeKeys) -> tuple[str, float]:
         """The tightest scope and what is left in it (``inf`` if no scope has a limit)."""
         tightest, left = "none", float("inf")
-        for scope in SCOPES:
-            limit = self.limits.limit(scope)
-            if limit is None:
-                continue
+        for scope, limit in self._limited:
             remaining = limit - self.spent.get(getattr(keys, scope), 0.0)
             if remaining < left:
                 tightest, left = scope, remaining
@@ -76,7 +75,8 @@ class BudgetLedger:
             raise BudgetExceeded(scope, estimate_usd, limit - left, limit)
 
     def charge(self, keys: ScopeKeys, amount_usd: float) -> None:
-        for scope in SCOPES:
+        """Count ``amount_usd`` against every limited scope (spend nobody limits is not kept)."""
+        for scope, _ in self._limited:
             key = getattr(keys, scope)
             self.spent[key] = self.spent.get(key, 0.0) + amount_usd
 
