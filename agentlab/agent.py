@@ -165,6 +165,7 @@ class Episode:
         and, if its tier is down, answered by another tier (the Recovery Handler's policy). When every
         tier's breaker is open, it waits once for the nearest cool-down, within the handler's patience."""
         system = self.system
+        first_error: ModelError | None = None
         try:  # the happy path: the episode's tier answers
             return await self._call_tier(self.tier, purpose, response_format, tools)
         except BudgetExceeded as exc:
@@ -172,38 +173,34 @@ class Episode:
             if cheaper is None:
                 raise
             self.trace.emit(RoutingDecision(tier=cheaper, previous=self.tier, reason=f"downgraded: {exc}"))
-            self.tier = cheaper
-            return await self._call_tier(cheaper, purpose, response_format, tools)
+            self.tier = cheaper  # and the cheaper tier gets the same fallbacks and breaker wait as any other
         except ModelError as exc:
             first_error = exc
         recovery = system.recovery
         tiers = [self.tier, *(system.fallbacks[self.tier] if recovery.model_fallbacks else ())]
-        waited = False
-        while True:
-            errors: list[ModelError] = []
-            for i, tier in enumerate(tiers):
-                if i == 0 and first_error is not None:
-                    errors.append(first_error)
-                    first_error = None
-                    continue
-                if i > 0:
-                    last = errors[-1]
+        unaffordable: BudgetExceeded | None = None
+        for round_ in range(2):  # a second round only after waiting for the nearest breaker's cool-down
+            errors: list[tuple[str, ModelError]] = [(tiers[0], first_error)] if first_error is not None else []
+            for tier in tiers[len(errors) :]:
+                if errors:
+                    failed, last = errors[-1]
                     self.trace.emit(
                         Degraded(
                             mode="fallback_model",
-                            target=f"model:{tiers[i - 1]}",
+                            target=f"model:{failed}",
                             replacement=f"model:{tier}",
                             reason=f"{last.type_name}: {last}",
                         )
                     )
                 try:
                     return await self._call_tier(tier, purpose, response_format, tools)
-                except BudgetExceeded:
-                    raise
+                except BudgetExceeded as exc:  # this tier costs more than is left: try the next one
+                    unaffordable = exc
                 except ModelError as exc:
-                    errors.append(exc)
-            waits = [e.retry_after for e in errors if isinstance(e, ModelCircuitOpen) and e.retry_after is not None]
-            if waited or len(waits) != len(errors) or min(waits) > recovery.max_breaker_wait_s:
+                    errors.append((tier, exc))
+            first_error = None
+            waits = [e.retry_after for _, e in errors if isinstance(e, ModelCircuitOpen) and e.retry_after is not None]
+            if round_ or not errors or len(waits) != len(errors) or min(waits) > recovery.max_breaker_wait_s:
                 break
             wait = min(waits)
             self.trace.emit(
@@ -216,10 +213,11 @@ class Episode:
                 )
             )
             await asyncio.sleep(wait)
-            waited = True
+        if unaffordable is not None and len(errors) <= 1:  # nothing the budget could pay for answered
+            raise unaffordable
         if len(tiers) == 1:
-            raise errors[0]
-        last = errors[-1]
+            raise errors[0][1]
+        last = errors[-1][1]
         raise ModelUnavailable(f"no model tier could answer; last error {last.type_name}: {last}")
 
     def _affordable_cheaper_tier(self, tools: bool) -> str | None:

@@ -183,3 +183,41 @@ def test_delay_never_exceeds_max_delay() -> None:
     handler = RecoveryHandler(base_delay_s=0.5, max_delay_s=8.0, jitter=0.25)
     rng = random.Random(0)
     assert all(handler.delay(10, Overloaded("x"), rng) <= 8.0 for _ in range(20))
+
+
+def test_a_tier_the_budget_cannot_pay_for_is_skipped_and_the_next_fallback_answers() -> None:
+    """Fallbacks go to the more capable tier first; when that one is too expensive for what is left, the cheaper
+    tier still gets its turn (it used to end the request as budget_exhausted)."""
+    from agentlab.agent import AgentSystem
+    from agentlab.bench import BENCH_USER, ScriptedModel, bench_tools
+    from agentlab.components.memory import MemoryManager
+    from agentlab.components.messages import AgentRequest
+    from agentlab.components.recovery import RecoveryHandler
+    from agentlab.errors import ProviderServerError
+    from agentlab.llm.tiers import LatencyProfile, TierProfile, TierTable
+    from agentlab.sim.loop import run_virtual
+    from agentlab.trace.recorder import Recorder
+
+    fast = LatencyProfile(median_s=0.001, p95_s=0.001)
+    tiers = TierTable(default="mid", tiers={
+        "cheap": TierProfile(model="c", input_per_1k=0.0001, output_per_1k=0.0001, latency=fast, p_correct=1),
+        "mid": TierProfile(model="m", input_per_1k=0.001, output_per_1k=0.001, latency=fast, p_correct=1),
+        "big": TierProfile(model="b", input_per_1k=1.0, output_per_1k=1.0, latency=fast, p_correct=1),
+    })  # fmt: skip
+
+    class MidIsDown(ScriptedModel):
+        async def complete(self, request):  # type: ignore[no-untyped-def]
+            if request.tier == "mid":
+                raise ProviderServerError("mid is down")
+            return await super().complete(request)
+
+    recorder = Recorder("r")
+    agent = AgentSystem(model=MidIsDown(), registry=bench_tools, tiers=tiers, recorder=recorder,
+                        memory=MemoryManager(), recovery=RecoveryHandler.resilient())  # fmt: skip
+    request = AgentRequest(user=BENCH_USER, text="Check order ORD-1", session_id="s", tags={"order_id": "ORD-1"},
+                           budget_usd=0.05)  # fmt: skip
+    response = run_virtual(agent.handle(request, episode_id="e"))
+    kinds = [(e.kind, getattr(e, "tier", None)) for e in recorder.events]
+    refused = kinds.index(("budget_check", None), 1)  # the first check after admission: big is too dear
+    assert ("model_call", "cheap") in kinds[refused:]
+    assert response.status == "completed"
