@@ -57,3 +57,20 @@ def test_bad_price_file_is_one_line(tmp_path: Path) -> None:
     bad.write_text("version: x\nmodels:\n  m: {provider: p, tier: t, input: -1, output: 1, context_window: 1}\n")
     with pytest.raises(InputError, match=r"models\.m\.input"):
         load_prices(bad)
+
+
+def test_a_run_estimates_with_the_same_rates_it_charges() -> None:
+    """With a live --model every tier calls that model: its pre-call estimate must use that model's price, not
+    the simulated tier's (the estimate was 16x below the charge for gpt-4o)."""
+    from agentlab.llm.pricing import priced_tiers
+    from agentlab.sim.backends import backend_tiers
+    from agentlab.sim.runner import RunOptions
+
+    root = Path(__file__).resolve().parents[1] / "fixtures"
+    prices = load_prices(root / "prices.yaml")
+    opts = RunOptions(suite=str(root / "suites/support.yaml"), llm="openai", model="gpt-4o")
+    tiers = priced_tiers(backend_tiers(load_tiers(root / "tiers.yaml"), opts), prices)
+    usage = Usage(input_tokens=1200, output_tokens=512, cached_tokens=200)
+    for profile in tiers.tiers.values():
+        estimate = profile.price(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        assert estimate == pytest.approx(prices.cost("gpt-4o", usage), rel=1e-12)

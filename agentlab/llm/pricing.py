@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentlab.errors import InputError
+from agentlab.llm.tiers import TierTable
 from agentlab.llm.types import Usage
 
 _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
@@ -69,3 +70,26 @@ def load_prices(path: str | Path) -> PriceTable:
     if not isinstance(raw, dict):
         raise InputError(str(path), "", "a price table must be a mapping with 'version' and 'models'")
     return validate_as(PriceTable, raw, str(path))
+
+
+def priced_tiers(tiers: TierTable, prices: PriceTable, source: str = "tiers.yaml") -> TierTable:
+    """The tier table with each tier's rates taken from the price-table entry of the model it calls.
+
+    The Cost Controller estimates a call's worst case from the tier's rates and charges its usage from the
+    price table; one source for both keeps an allowed call from costing more than it was estimated at (a live
+    ``--model`` would otherwise be estimated at the simulated tier's rates). An unpriced model is an error.
+    """
+    profiles = {}
+    for name, profile in tiers.tiers.items():
+        try:
+            price = prices.get(profile.model)
+        except UnknownModel as exc:
+            raise InputError(source, f"tiers.{name}.model", str(exc)) from None
+        profiles[name] = profile.model_copy(
+            update={
+                "input_per_1k": price.input / 1000,
+                "output_per_1k": price.output / 1000,
+                "cached_input_per_1k": None if price.cached_input is None else price.cached_input / 1000,
+            }
+        )
+    return TierTable(default=tiers.default, tiers=profiles)

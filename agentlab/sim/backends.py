@@ -96,7 +96,8 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
 
 
 def backend_tiers(tiers: TierTable, opts: RunOptions) -> TierTable:
-    """The tier table a run uses: for a live provider, every tier calls ``--model`` (priced as the tier)."""
+    """The tier table a run uses: for a live provider, every tier calls ``--model`` (and is priced as that model,
+    from the price table: :func:`~agentlab.llm.pricing.priced_tiers`)."""
     if opts.llm not in LIVE or not opts.model:
         return tiers
     profiles = {name: p.model_copy(update={"model": opts.model}) for name, p in tiers.tiers.items()}

@@ -50,7 +50,7 @@ from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import Fault, FaultPlan, load_fault_plan
 from agentlab.faults.transports import instrument
-from agentlab.llm.pricing import UnknownModel, load_prices
+from agentlab.llm.pricing import load_prices, priced_tiers
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
@@ -493,11 +493,7 @@ async def _run_episodes(
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_cached(load_policy, opts.policy) if opts.policy else None
     prices = load_cached(load_prices, Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml"))
-    for name, profile in tiers.tiers.items():
-        try:
-            prices.get(profile.model)
-        except UnknownModel as exc:
-            raise InputError(str(opts.tiers or "tiers.yaml"), f"tiers.{name}.model", str(exc)) from None
+    tiers = priced_tiers(tiers, prices, str(opts.tiers or "tiers.yaml"))
     limits = BudgetLimits(
         session_usd=opts.budget_session_usd,
         user_day_usd=opts.budget_user_day_usd,
