@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import anthropic
+import orjson
 import pydantic
 from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
@@ -131,7 +132,7 @@ def from_anthropic_message(message: AnthropicMessage, *, fallback_model: str = "
         raise MalformedResponse(f"{PROVIDER}: response has no content")
     text = "".join(b.text for b in content if b.type == "text")
     calls = tuple(
-        ToolCall(id=b.id, name=b.name, arguments=dict(b.input), raw_arguments=json.dumps(b.input))
+        ToolCall(id=b.id, name=b.name, arguments=dict(b.input), raw_arguments=orjson.dumps(b.input).decode())
         for b in content
         if b.type == "tool_use"
     )
@@ -190,7 +191,7 @@ class MessageStreamAssembler:
                 if raw.strip():
                     arguments = parse_arguments(raw)
                 else:
-                    arguments, raw = dict(slot.get("input") or {}), json.dumps(slot.get("input") or {})
+                    arguments, raw = dict(slot.get("input") or {}), orjson.dumps(slot.get("input") or {}).decode()
                 calls.append(ToolCall(id=slot["id"], name=slot["name"], arguments=arguments, raw_arguments=raw))
         return ModelResponse(
             model=self.model,
