@@ -10,6 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
+from agentlab.analysis.summary import tier_climbs  # charts and the summary count escalations alike
+
 if TYPE_CHECKING:
     from agentlab.analysis.frames import Run
 
@@ -206,19 +208,6 @@ def cost_quality_frontier(
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     return fig
-
-
-def tier_climbs(events: pd.DataFrame, tier_order: Sequence[str]) -> pd.DataFrame:
-    """The ``routing`` events that moved an episode to a *more* capable tier (escalations).
-
-    A routing event with a ``previous`` tier is also written when a budget forces a call down to a cheaper
-    tier; those are downgrades, not escalations, so the tier order (cheapest first) tells them apart.
-    """
-    if "kind" not in events or "previous" not in events:
-        return events.iloc[0:0]
-    rank = {tier: i for i, tier in enumerate(tier_order)}
-    moves = events[(events["kind"] == "routing") & events["previous"].notna()]
-    return moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
 
 
 def cascade_by_category(run: Run, tier_order: Sequence[str], *, total: bool = False) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from math import comb
 from typing import Any
 
@@ -97,14 +98,7 @@ def cost_figures(
     """Cascade and cost figures: the cheapest tier's share of answered model calls, escalations (moves to a more
     capable tier; a budget's downgrade is not one), cost per success."""
     answered = model[model["ok"].astype(bool)] if not model.empty else model
-    routing = _count(events, "routing")
-    escalations = 0
-    if len(routing) and "previous" in routing:
-        moves = routing[routing["previous"].notna()]
-        if tier_order is not None:
-            rank = {tier: i for i, tier in enumerate(tier_order)}
-            moves = moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
-        escalations = len(moves)
+    escalations = len(tier_climbs(events, tier_order)) if tier_order else 0
     hit = None
     if tier_order and len(answered):
         hit = round(float((answered["tier"] == tier_order[0]).mean()), 6)
@@ -113,6 +107,19 @@ def cost_figures(
         "escalations": escalations,
         "cost_per_success": round(total_cost / successes, 6) if successes else None,
     }
+
+
+def tier_climbs(events: pd.DataFrame, tier_order: Sequence[str]) -> pd.DataFrame:
+    """The ``routing`` events that moved an episode to a *more* capable tier (escalations).
+
+    A routing event with a ``previous`` tier is also written when a budget forces a call down to a cheaper
+    tier; those are downgrades, not escalations, so the tier order (cheapest first) tells them apart.
+    """
+    if "kind" not in events or "previous" not in events:
+        return events.iloc[0:0]
+    rank = {tier: i for i, tier in enumerate(tier_order)}
+    moves = events[(events["kind"] == "routing") & events["previous"].notna()]
+    return moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
 
 
 def _count(events: pd.DataFrame, kind: str) -> pd.DataFrame:
