@@ -15,7 +15,6 @@ from typing import Any
 
 import jinja2
 import matplotlib.pyplot as plt
-import orjson
 from matplotlib.figure import Figure
 
 import agentlab
@@ -78,8 +77,6 @@ def _fmt(key: str, value: Any) -> str:
 
 def _figures(run: Run) -> dict[str, Any]:
     s = dict(run.summary)
-    successes = int(run.episodes["success"].sum())
-    s["cost_per_success"] = s.get("total_cost_usd", 0.0) / successes if successes else None
     s["faults_total"] = sum((s.get("faults_injected") or {}).values())
     return s
 
@@ -133,26 +130,8 @@ def _worst(run: Run, limit: int = 5) -> list[dict[str, Any]]:
 
 
 def tier_order(run: Run) -> list[str]:
-    """The run's model tiers, cheapest first: from the tier file its ``run.json`` names, or — when that file
-    is gone or has changed tiers — from what each tier's calls cost per token in the trace."""
-    marker = run.path / "run.json"
-    if marker.exists():
-        from agentlab.llm.tiers import load_tiers
-
-        tiers_path = Path(orjson.loads(marker.read_bytes()).get("tiers") or "")
-        if tiers_path.is_file():
-            order = load_tiers(tiers_path).order
-            used = set(run.events.loc[run.events["kind"] == "model_call", "tier"].dropna())
-            if used <= set(order):
-                return list(order)
-    calls = run.events[run.events["kind"] == "model_call"] if "kind" in run.events else run.events.iloc[0:0]
-    if calls.empty:
-        return []
-    per_token = calls.groupby("tier").apply(
-        lambda g: g["cost_usd"].sum() / max(float((g["input_tokens"] + g["output_tokens"]).sum()), 1.0),
-        include_groups=False,
-    )
-    return list(per_token.sort_values(kind="stable").index)
+    """The run's model tiers, cheapest first, as the run recorded them in its summary."""
+    return list(run.summary.get("tier_order") or [])
 
 
 _CASCADE_COLUMNS = {

@@ -103,6 +103,7 @@ def cost_figures(
     if tier_order and len(answered):
         hit = round(float((answered["tier"] == tier_order[0]).mean()), 6)
     return {
+        "tier_order": list(tier_order) if tier_order else None,  # cheapest first: what the two figures rank by
         "cascade_hit_rate": hit,
         "escalations": escalations,
         "cost_per_success": round(total_cost / successes, 6) if successes else None,
