@@ -167,8 +167,13 @@ def test_x_should_retry_false_stops_the_sdk(provider: str) -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_truncated_stream_is_not_a_clean_answer(provider: str) -> None:
     result, _, _ = call(provider, truncated_body().on(providers()), stream=True)
-    # A stream cut mid-way: either a decode error, or an answer without its end (no stop reason).
-    assert isinstance(result, ModelError) or result.stop_reason == "other"
+    if provider == "anthropic":  # the Messages protocol always ends with a stop reason: its absence is a cut
+        assert isinstance(result, MalformedResponse) and "truncated" in str(result)
+    else:
+        # OpenAI-compatible servers may end a complete stream without a finish_reason (a real Kimi/OpenRouter
+        # cassette does, test_replay_real_cassettes), and the SDK swallows the [DONE] sentinel: from the chunks a
+        # cut stream cannot be told from a whole one. It arrives as an answer with no stop reason ("other").
+        assert not isinstance(result, ModelError) and result.stop_reason == "other"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

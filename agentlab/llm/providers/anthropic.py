@@ -181,6 +181,8 @@ class MessageStreamAssembler:
             self.usage = _usage(event.usage, self.usage)
 
     def result(self) -> ModelResponse:
+        if self.stop is None:  # no message_delta with a stop reason: the stream was cut off mid-way
+            raise MalformedResponse(f"{PROVIDER}: the stream ended without a stop reason (truncated)")
         text: list[str] = []
         calls: list[ToolCall] = []
         for _, slot in sorted(self.blocks.items()):
