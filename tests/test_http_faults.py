@@ -53,7 +53,7 @@ from agentlab.llm.tiers import load_tiers
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, Usage
 from agentlab.llm.wire import SimulatedEndpoint
 from agentlab.sim.clock import Clock
-from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.loop import run_virtual
 from agentlab.trace.recorder import EpisodeTrace, Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,11 +93,7 @@ def call(provider: str, fault: Any, *, retries: int = 0, stream: bool = False) -
             result = err
         return result, loop.time() - start
 
-    loop = VirtualTimeLoop(allow_blocking=True)
-    try:
-        result, waited = loop.run_until_complete(go())
-    finally:
-        loop.close()
+    result, waited = run_virtual(go(), allow_blocking=True)
     return result, waited, recorder.events
 
 

@@ -38,18 +38,14 @@ from agentlab.llm.providers import openai as openai_adapter
 from agentlab.llm.providers.common import parse_arguments, retry_after_s
 from agentlab.llm.replay import Replayer, ReplayMismatch, load_cassette, normalized_body
 from agentlab.llm.types import Message, ModelClient, ModelRequest, ToolCall, ToolDefinition
-from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.loop import run_virtual
 
 T = TypeVar("T")
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    loop = VirtualTimeLoop(allow_blocking=True)  # the SDKs detect the platform in a worker thread
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
+    return run_virtual(coro, allow_blocking=True)  # the SDKs detect the platform in a worker thread
 
 
 class Recorder:

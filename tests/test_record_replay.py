@@ -33,7 +33,7 @@ from agentlab.llm.stack import LiveTransport, build_sdk_stack, sdk_model
 from agentlab.llm.tiers import load_tiers
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, Usage
 from agentlab.llm.wire import SimulatedEndpoint
-from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.loop import run_virtual
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures" / "suites" / "support.yaml")
@@ -44,11 +44,7 @@ SUBSET = ["lookup-002", "refund-cond-002", "refund-cond-007", "multi-001", "inje
 
 
 def run(coro: Any) -> Any:
-    loop = VirtualTimeLoop(allow_blocking=True)
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
+    return run_virtual(coro, allow_blocking=True)  # the SDKs detect the platform in a worker thread
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

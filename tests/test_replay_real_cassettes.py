@@ -31,7 +31,7 @@ from agentlab.llm.providers import AnthropicMessagesModel, OpenAIChatModel
 from agentlab.llm.providers.openai import request_params
 from agentlab.llm.replay import Replayer, ReplayMismatch, body_digest
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
-from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.loop import run_virtual
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-cassettes"
 # Recorded with models the SDK now flags as deprecated; the warning says nothing about our code.
@@ -53,12 +53,7 @@ def cassette(name: str) -> Path:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    # allow_blocking: the SDKs detect the platform once in a worker thread.
-    loop = VirtualTimeLoop(allow_blocking=True)
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
+    return run_virtual(coro, allow_blocking=True)  # the SDKs detect the platform in a worker thread
 
 
 def openai_model(replayer: Replayer, *, base_url: str = "https://api.openai.com/v1", **kwargs: Any) -> OpenAIChatModel:

@@ -25,7 +25,7 @@ from agentlab.llm.tiers import load_tiers
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition, Usage
 from agentlab.llm.wire import SimulatedEndpoint, anthropic_format, openai_format
 from agentlab.llm.wire.common import tool_definition
-from agentlab.sim.loop import VirtualTimeLoop
+from agentlab.sim.loop import run_virtual
 from agentlab.sim.runner import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +36,7 @@ SUBSET = ["lookup-001", "refund-cond-001", "refund-cond-005", "multi-002", "inje
 
 
 def run(coro: Any) -> Any:
-    loop = VirtualTimeLoop(allow_blocking=True)  # the SDKs probe the platform in a worker thread
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
+    return run_virtual(coro, allow_blocking=True)  # the SDKs detect the platform in a worker thread
 
 
 def real_json(name: str, index: int = 0) -> Any:
