@@ -49,7 +49,7 @@ from agentlab.errors import (
     StepError,
 )
 from agentlab.llm.history import tool_error_content, tool_result_content
-from agentlab.llm.tiers import TierProfile, TierTable
+from agentlab.llm.tiers import TierTable
 from agentlab.llm.types import (
     Message,
     ModelClient,
@@ -635,7 +635,6 @@ class AgentSystem:
         order = tiers.order
         # If a tier is down: the more capable tiers first (nearest first), then the cheaper ones.
         self.fallbacks: dict[str, list[str]] = {t: order[i + 1 :] + order[:i][::-1] for i, t in enumerate(order)}
-        self.profile: TierProfile = tiers[self.tier]
         self.recorder = recorder
         self.planner: Planner = PLANNERS[strategy]() if isinstance(strategy, str) else strategy
         self.memory = memory or MemoryManager()

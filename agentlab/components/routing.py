@@ -44,12 +44,13 @@ class Fixed:
 
 
 class Cascade:
-    """Start at the cheapest tier; climb one tier whenever a step is weak."""
+    """Start at the cheapest tier; climb one tier whenever the Evaluator fails a step or the answer.
+
+    The Evaluator's verdict is the threshold: its scores are 1 (ok), 0.5 (answered by a fallback tool: a tool's
+    outage, which a more capable model would not fix) and 0 (failed), and only a failed verdict escalates.
+    """
 
     name = "cascade"
-
-    def __init__(self, threshold: float = 0.75) -> None:
-        self.threshold = threshold
 
     def start(self, tiers: list[str], budget_left: float) -> tuple[str, str]:
         return tiers[0], "cascade starts at the cheapest tier"
@@ -66,8 +67,7 @@ class BudgetAwareCascade(Cascade):
 
     name = "budget-aware-cascade"
 
-    def __init__(self, threshold: float = 0.75, calls_to_afford: int = 3) -> None:
-        super().__init__(threshold)
+    def __init__(self, calls_to_afford: int = 3) -> None:
         self.calls_to_afford = calls_to_afford
 
     def escalate(self, current, tiers, reason, budget_left, cost_at):  # type: ignore[no-untyped-def]
