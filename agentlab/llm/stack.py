@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -200,8 +200,6 @@ class SdkStack:
     adapter: OpenAIChatModel | AnthropicMessagesModel
     provider: Provider
     library: CassetteLibrary | None = None
-    endpoint: SimulatedEndpoint | None = None
-    saved: list[Path] = field(default_factory=list)
 
     def end_episode(self, episode_id: str) -> None:
         """The episode is over: save its recording, release its cassette and its back-off RNG."""
@@ -211,10 +209,8 @@ class SdkStack:
 
     async def aclose(self, *, save: bool = True) -> None:
         """Close the SDK client; with ``save``, end (and save) every episode still open."""
-        if self.library is not None:
-            if save:
-                self.library.close()
-            self.saved = list(self.library.saved)
+        if self.library is not None and save:
+            self.library.close()
         await self.adapter.client.close()
 
 
@@ -237,12 +233,11 @@ def build_sdk_stack(
 ) -> SdkStack:
     """Assemble the layers for ``backend`` (see the module docstring)."""
     provider = provider_of(backend, replay_provider)
-    endpoint: SimulatedEndpoint | None = None
     base: httpx2.AsyncBaseTransport | None
     if backend.startswith("sim-"):
         if sim_model is None:
             raise ValueError(f"{backend} needs the simulated model to serve")
-        base = endpoint = SimulatedEndpoint(sim_model, tiers)
+        base = SimulatedEndpoint(sim_model, tiers)
         recorded_from = SIM_ENDPOINT
     elif backend == "replay":
         base, recorded_from = None, ""
@@ -284,4 +279,4 @@ def build_sdk_stack(
         jitter_seed=seed,
     )
     model: ModelClient = SurfaceReplayMismatch(adapter) if backend == "replay" else adapter
-    return SdkStack(model=model, adapter=adapter, provider=provider, library=library, endpoint=endpoint)
+    return SdkStack(model=model, adapter=adapter, provider=provider, library=library)

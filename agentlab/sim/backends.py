@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from agentlab.scenarios.model import Suite
     from agentlab.sim.runner import RunOptions
 
-LLM_CHOICES = ("sim", "sim-openai", "sim-anthropic", "replay", "openai", "anthropic")
 LIVE = ("openai", "anthropic")
 PROVIDERS = ("openai", "anthropic")
 API_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}

@@ -71,8 +71,6 @@ class CassetteLibrary(httpx2.AsyncBaseTransport):
         self.keep_loaded = keep_loaded
         self.latency = latency
         self._open: dict[str, Replayer] = {}
-        self.saved: list[Path] = []
-        self.unplayed: list[str] = []  # interactions left unplayed when their episode ended
 
     def path_for(self, episode_id: str) -> Path:
         return self.directory / episode_file(episode_id)
@@ -110,12 +108,8 @@ class CassetteLibrary(httpx2.AsyncBaseTransport):
         if replayer is None:
             return None
         if self.mode == "replay":
-            self.unplayed.extend(replayer.unplayed())
             return None
-        saved = replayer.save()
-        if saved is not None:
-            self.saved.append(saved)
-        return saved
+        return replayer.save()
 
     def rewind(self) -> None:
         """Make every loaded cassette playable again from the start (``keep_loaded=True``)."""

@@ -74,10 +74,8 @@ class SimulatedEndpoint(httpx2.AsyncBaseTransport):
     def __init__(self, model: ModelClient, tiers: TierTable) -> None:
         self.model = model
         self.tier_of = {profile.model: name for name, profile in tiers.tiers.items()}
-        self.requests = 0
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests += 1
         body = await request.aread()
         path = request.url.path  # matched by suffix: any base URL (with or without /v1) works
         if path.endswith(OPENAI_PATH):
