@@ -10,12 +10,7 @@ import math
 import random
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from agentlab.errors import InputError
-
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class LatencyProfile(BaseModel):
@@ -113,17 +108,6 @@ class TierTable(BaseModel):
 
 
 def load_tiers(path: str | Path) -> TierTable:
-    path = Path(path)
-    try:
-        raw = yaml.load(path.read_text(), Loader=SafeLoader)
-    except FileNotFoundError:
-        raise InputError(str(path), "", "file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        raise InputError(str(path), where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    try:
-        return TierTable.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(str(path), ".".join(str(p) for p in err["loc"]), err["msg"]) from None
+    from agentlab.scenarios.loader import read_yaml, validate_as  # the one YAML reader (and its errors)
+
+    return validate_as(TierTable, read_yaml(Path(path)), str(path))
