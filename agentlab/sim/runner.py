@@ -188,6 +188,11 @@ def find_tiers(suite_path: Path, name: str = "tiers.yaml") -> Path:
     raise InputError(str(suite_path), "", f"no {name} found beside or above the suite; pass it explicitly")
 
 
+def prices_path(opts: RunOptions) -> Path:
+    """The price table a run uses (and its id hashes): ``--prices``, or the nearest prices.yaml above the suite."""
+    return Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml")
+
+
 def prepare_run_dir(path: Path) -> None:
     """Create ``path``, or clear it if it holds an earlier agentlab run; refuse anything else."""
     if path.exists():
@@ -230,7 +235,7 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, pl
     """A hash of everything the run is a function of: every option that can change it, files by content,
     and the code version. Two runs with the same id produce the same trace."""
     options = opts.model_dump(exclude=NON_SEMANTIC | FILE_OPTIONS | {"tier"})  # the resolved tier is hashed below
-    prices = Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml")
+    prices = prices_path(opts)
     key = orjson.dumps(
         {
             "options": options,
@@ -492,7 +497,7 @@ async def _run_episodes(
     # One retry layer per model call: while the SDK retries, the agent does not (components/recovery.py).
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_cached(load_policy, opts.policy) if opts.policy else None
-    prices = load_cached(load_prices, Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml"))
+    prices = load_cached(load_prices, prices_path(opts))
     tiers = priced_tiers(tiers, prices, str(opts.tiers or "tiers.yaml"))
     limits = BudgetLimits(
         session_usd=opts.budget_session_usd,
