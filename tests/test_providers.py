@@ -35,9 +35,10 @@ from agentlab.errors import (
 from agentlab.llm.providers import AnthropicMessagesModel, OpenAIChatModel
 from agentlab.llm.providers import anthropic as anthropic_adapter
 from agentlab.llm.providers import openai as openai_adapter
-from agentlab.llm.providers.common import parse_arguments, retry_after_s
+from agentlab.llm.providers.common import retry_after_s
 from agentlab.llm.replay import Replayer, ReplayMismatch, load_cassette, normalized_body
 from agentlab.llm.types import Message, ModelClient, ModelRequest, ToolCall, ToolDefinition
+from agentlab.llm.wire.common import parse_arguments
 from agentlab.sim.loop import run_virtual
 
 T = TypeVar("T")

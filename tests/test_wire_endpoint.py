@@ -133,10 +133,6 @@ def test_error_bodies_are_the_providers_shapes() -> None:
     assert_has_shape(anthropic_error, real_json("anthropic/pydantic-ai__test_anthropic_count_tokens_error.yaml"))
 
 
-def test_the_endpoint_reads_the_adapters_json_instruction() -> None:
-    assert anthropic_format.JSON_INSTRUCTION == anthropic_adapter.JSON_INSTRUCTION
-
-
 # --- the wire round trip ---------------------------------------------------------------------------
 
 HISTORY = (

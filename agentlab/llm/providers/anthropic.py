@@ -26,16 +26,16 @@ from agentlab.errors import BadRequest, MalformedResponse, ModelConnectionError,
 from agentlab.llm.providers.common import (
     attempts_from_request,
     error_detail,
-    parse_arguments,
     root_cause,
     status_error,
     with_attempts,
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
+from agentlab.llm.wire.anthropic_format import JSON_INSTRUCTION  # what the endpoint recognises
+from agentlab.llm.wire.common import parse_arguments  # one parser for both ends of the wire
 from agentlab.llm.wire.headers import metadata_headers
 
 PROVIDER = "anthropic"
-JSON_INSTRUCTION = "Respond with a single JSON object and nothing else: no prose, no code fences."
 
 _STOP: dict[str, StopReason] = {
     "end_turn": "end_turn",

@@ -9,7 +9,6 @@ headers) from its own SDK's exception.
 from __future__ import annotations
 
 import email.utils
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,21 +24,6 @@ from agentlab.errors import (
 )
 
 MAX_DETAIL_CHARS = 300
-
-
-def parse_arguments(raw: str) -> dict[str, Any] | None:
-    """Tool-call arguments as a dict, or None when ``raw`` is not a JSON object.
-
-    Models do emit broken JSON; None (with the raw text kept on the ToolCall) lets the Tool Router
-    report InvalidArguments instead of the adapter crashing. Empty text means "no arguments".
-    """
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:

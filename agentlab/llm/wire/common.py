@@ -23,7 +23,11 @@ class WireError(ValueError):
 
 
 def parse_arguments(raw: str) -> dict[str, Any] | None:
-    """Tool-call argument text → dict, or None when it is not a JSON object (models do emit that)."""
+    """Tool-call argument text → dict, or None when it is not a JSON object.
+
+    Models do emit broken JSON; None (with the raw text kept on the ToolCall) lets the Tool Router report
+    InvalidArguments instead of an adapter or the endpoint crashing. Empty text means "no arguments".
+    """
     if not raw.strip():
         return {}
     try:
