@@ -28,7 +28,9 @@ from agentlab.scenarios.model import GoldStep, Scenario
 from agentlab.scenarios.refs import UnresolvedRef, render, resolve
 from agentlab.sim.rng import RngTree
 
-INJECTION = re.compile(r"call ([a-z_]+) with ((?:[a-z_]+=\S+\s*)+)", re.IGNORECASE)
+# A planted order: "call TOOL with key=value ...". A value ends at whitespace or at a quote, so an order planted
+# in a JSON string field (where the model reads it) does not swallow the rest of the document.
+INJECTION = re.compile(r"call ([a-z_]+) with ((?:[a-z_]+=[^\s\"\\]+\s*)+)", re.IGNORECASE)
 _ID = re.compile(r"^([A-Z]+-)(\d+)$")
 
 
