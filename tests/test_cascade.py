@@ -72,3 +72,12 @@ def test_every_escalation_is_traced_with_its_reason(tmp_path: Path) -> None:
     assert len(climbs) > 0 and climbs.reason.str.startswith("escalated after:").all()
     order = {"fast": 0, "balanced": 1, "powerful": 2}
     assert all(order[row.tier] == order[row.previous] + 1 for row in climbs.itertuples())
+
+
+def test_a_routed_run_names_no_single_tier(tmp_path: Path) -> None:
+    """Under a routing policy the configured default tier answers nothing by right: the summary must not name it."""
+    routed = run_suite(RunOptions(suite=SUITE, routing="cascade", seed=1, out=str(tmp_path / "r"), progress=False))
+    fixed = run_suite(RunOptions(suite=SUITE, tier="fast", seed=1, out=str(tmp_path / "f"), progress=False))
+    assert routed.summary["tier"] is None and routed.summary["routing"] == "cascade"
+    assert len(routed.summary["llm_calls_by_tier"]) > 1
+    assert fixed.summary["tier"] == "fast" and set(fixed.summary["llm_calls_by_tier"]) == {"fast"}

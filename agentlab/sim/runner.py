@@ -412,7 +412,7 @@ def _summary(
         extra={
             "run_id": run_id,
             "strategy": opts.strategy,
-            "tier": tier,
+            "tier": None if opts.routing else tier,  # a routing policy picks each call's tier (llm_calls_by_tier)
             "llm": opts.llm,
             **({"provider": provider_for(opts), "sdk_retries": opts.sdk_retries} if opts.llm != "sim" else {}),
             "faults": plan.name if plan else None,
