@@ -153,6 +153,14 @@ class Episode:
         self.messages.append(message)
         self.prompt_chars += message_chars(message)
 
+    def prompt_tokens(self, tools: bool = True) -> int:
+        """The next call's prompt size: the conversation so far (≈4 characters a token) and the tool definitions."""
+        return self.prompt_chars // 4 + (self.tool_tokens if tools else 0)
+
+    def worst_case_usd(self, tier: str, tools: bool = True) -> float:
+        """What the next call could cost at ``tier``: its whole prompt and the full ``max_tokens`` of output."""
+        return self.system.tiers[tier].price(self.prompt_tokens(tools), self.system.max_tokens)
+
     def rng(self) -> random.Random:
         if self._rng is None:
             self._rng = self.system.rng.child("recovery", self.trace.episode_id).random()
@@ -223,10 +231,9 @@ class Episode:
     def _affordable_cheaper_tier(self, tools: bool) -> str | None:
         """The most capable tier below the episode's whose worst-case call still fits every budget."""
         order = self.system.tiers.order
-        prompt = self.prompt_chars // 4 + (self.tool_tokens if tools else 0)
         left = self.budget.remaining_usd
         for tier in reversed(order[: order.index(self.tier)]):
-            if self.system.tiers[tier].price(prompt, self.system.max_tokens) <= left:
+            if self.worst_case_usd(tier, tools) <= left:
                 return tier
         return None
 
@@ -242,7 +249,7 @@ class Episode:
             max_tokens=system.max_tokens,
             purpose=purpose,
             metadata=self.request.tags,
-            prompt_tokens_hint=self.prompt_chars // 4 + (self.tool_tokens if tools else 0),
+            prompt_tokens_hint=self.prompt_tokens(tools),
         )
         estimate = system.cost.check_model(self.budget, request, profile, trace)
         recovery = system.recovery
@@ -386,12 +393,9 @@ class Episode:
         routing = self.system.routing
         if routing is None:
             return
-        tiers = self.system.tiers
-
-        def cost_at(tier: str) -> float:
-            return tiers[tier].price(self.prompt_chars // 4 + self.tool_tokens, self.system.max_tokens)
-
-        step = routing.escalate(self.tier, tiers.order, reason, self.budget.remaining_usd, cost_at)
+        step = routing.escalate(
+            self.tier, self.system.tiers.order, reason, self.budget.remaining_usd, self.worst_case_usd
+        )
         if step is not None:
             self.trace.emit(RoutingDecision(tier=step[0], previous=self.tier, reason=step[1]))
             self.tier = step[0]
