@@ -125,6 +125,45 @@ def test_refunds_above_the_limit_wait_for_approval(
     assert [r["decision"] for r in audit.rows(kind="permission")] == ["ask", outcome]
 
 
+@pytest.mark.parametrize(("approver", "outcome"), [("deny", "rejected"), ("never", "expired")])
+def test_nobody_is_asked_twice_for_an_action_they_refused(
+    world: World, tmp_path: Path, approver: str, outcome: str
+) -> None:
+    """A refusal (or silence until the deadline) stands for the rest of the request: the same action asked
+    again is denied at once, without a second wait. Another action, or another request, is asked as usual."""
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    g = gate(approver, 30.0, audit)
+    senior = User(id="U-1", role="senior", permissions=ALL)
+    refund = {"order_id": "ORD-2", "amount": 150.0}
+    trace = ListTrace()
+
+    async def go(args: dict[str, Any], call_id: str, t: Any = trace):
+        decision = await g.authorize(senior, registry["issue_refund"], args, call_id, t, env=world)
+        return decision, asyncio.get_running_loop().time()
+
+    async def session():
+        first = await go(refund, "c1")
+        again = await go(dict(reversed(refund.items())), "c2")  # the same action, its arguments in another order
+        other = await go({"order_id": "ORD-2", "amount": 120.0}, "c3")
+        later = ListTrace()
+        later.episode_id = "e2"
+        next_request = await go(refund, "c1", later)
+        return first, again, other, next_request, later.events
+
+    (first, t1), (again, t2), (other, t3), (next_request, _), later = run_virtual(session())
+    assert not first.allowed and not again.allowed and not other.allowed and not next_request.allowed
+    assert t2 == t1  # denied at once: no second wait on the approver or the deadline
+    assert t3 > t2  # a different amount is a different action: asked, and waited for
+    checks = [e for e in trace.events if e.kind == "permission_check"]
+    assert [e.decision for e in checks] == ["ask", "deny", "ask"]
+    assert f"approval {outcome} earlier in this request" in checks[1].reason
+    assert [e.kind for e in trace.events].count("approval_requested") == 2
+    assert [e.kind for e in later] == ["permission_check", "approval_requested", "approval_decided"]
+    assert [r["decision"] for r in audit.rows(kind="permission", episode_id="e1")] == [
+        "ask", outcome, "deny", "ask", outcome,
+    ]  # fmt: skip
+
+
 def test_bad_policy_file_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("rules:\n  - {tool: '*', effect: maybe}\n")

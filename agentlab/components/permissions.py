@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from agentlab.components.approvals import ApprovalQueue, ApprovalRequest
 from agentlab.components.audit import AuditLog, redact
 from agentlab.components.messages import Decision, User
@@ -43,6 +45,9 @@ class PermissionsGate:
         self.audit = audit
         self._visible: dict[frozenset[str], tuple[ToolDefinition, ...]] = {}
         self._required = {spec.name: sorted(spec.permissions) for spec in registry}
+        # (episode, tool, arguments) -> how an approval that did not end "approved" ended: a person's no, or their
+        # silence until the deadline, stands for the rest of the request (nobody is asked the same thing twice).
+        self._refused: dict[tuple[str, str, bytes], str] = {}
 
     def admit(self, user: User) -> Decision:
         if user.id in self.blocked_users:
@@ -116,6 +121,12 @@ class PermissionsGate:
         if self.policy is None and self.audit is None:  # the common simulated case: the ACL alone
             return self.check(user, spec, args, call_id, trace)
         effect, reason = self.evaluate(user, spec, args, env, call_id)
+        action = None
+        if effect == "ask":
+            action = (trace.episode_id, spec.name, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
+            earlier = self._refused.get(action)
+            if earlier is not None:
+                effect, reason = "deny", f"approval {earlier} earlier in this request: {reason}"
         user_id = user.id  # read once: attribute reads on a pydantic model are slow
         trace.emit(
             PermissionChecked(
@@ -133,6 +144,8 @@ class PermissionsGate:
         if effect != "ask":
             return _ALLOW if effect == "allow" else Decision(False, reason)
         outcome = await self.approvals.submit(ApprovalRequest(user.id, spec.name, logged or {}, reason, call_id), trace)
+        if outcome != "approved":
+            self._refused[action] = outcome  # type: ignore[index]  # set above: the effect was "ask"
         if self.audit is not None:
             self.audit.permission(trace.now(), trace.episode_id, user.id, spec.name, call_id, outcome, reason, logged)
         return Decision(outcome == "approved", f"approval {outcome}: {reason}")
