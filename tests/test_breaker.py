@@ -11,6 +11,7 @@ from agentlab.errors import StepError
 from agentlab.faults import FaultInjector, FaultyToolInvoker, error, tools, window
 from agentlab.resilience.breaker import BreakerConfig, CircuitBreaker
 from agentlab.sim.loop import run_virtual
+from agentlab.testing.trace import ListTrace
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
 
@@ -21,18 +22,6 @@ registry = ToolRegistry()
 async def ping(ctx: ToolContext) -> dict[str, Any]:
     """Answer at once."""
     return {"ok": True}
-
-
-class ListTrace:
-    def __init__(self) -> None:
-        self.events: list = []
-
-    def emit(self, event: Any) -> None:
-        try:
-            event.t = asyncio.get_running_loop().time()
-        except RuntimeError:  # driven synchronously: the test passes times explicitly
-            event.t = None
-        self.events.append(event)
 
 
 def test_outage_opens_cools_down_probes_fail_then_succeed_and_closes() -> None:

@@ -8,15 +8,8 @@ from agentlab.components.cost import CostController, RequestBudget
 from agentlab.errors import BudgetExceeded
 from agentlab.llm.tiers import LatencyProfile, TierProfile
 from agentlab.llm.types import Message, ModelRequest, ToolDefinition, Usage
-from agentlab.trace.events import BudgetChecked, Event
-
-
-class ListTrace:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
+from agentlab.testing.trace import ListTrace
+from agentlab.trace.events import BudgetChecked
 
 
 def profile(input_per_1k: float, output_per_1k: float, cached: float | None = None) -> TierProfile:

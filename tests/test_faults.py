@@ -22,16 +22,9 @@ from agentlab.faults import (
     window,
 )
 from agentlab.faults.presets import transient
+from agentlab.testing.trace import ListTrace
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class ListTrace:
-    def __init__(self) -> None:
-        self.events: list = []
-
-    def emit(self, event) -> None:
-        self.events.append(event)
 
 
 def test_yaml_and_python_build_the_same_plan(tmp_path: Path) -> None:

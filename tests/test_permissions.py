@@ -8,18 +8,11 @@ import pytest
 
 from agentlab.components.messages import User
 from agentlab.components.permissions import PermissionsGate
+from agentlab.testing.trace import ListTrace
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
 from agentlab.tools.support import registry as support_registry
-from agentlab.trace.events import Event, PermissionChecked
-
-
-class ListTrace:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
+from agentlab.trace.events import PermissionChecked
 
 
 def make_registry() -> ToolRegistry:

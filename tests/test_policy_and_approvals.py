@@ -15,26 +15,13 @@ from agentlab.components.permissions import PermissionsGate
 from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, Rule, load_policy, resource_of
 from agentlab.errors import InputError
 from agentlab.sim.loop import run_virtual
+from agentlab.testing.trace import ListTrace
 from agentlab.tools.support import registry
 from agentlab.world.model import Customer, Order, Product, WorldSpec
 from agentlab.world.store import World, build_template
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = frozenset(p for s in registry for p in s.permissions)
-
-
-class ListTrace:
-    episode_id = "e1"
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    def emit(self, event: Any) -> None:
-        event.t = self.now()
-        self.events.append(event)
 
 
 @pytest.fixture
@@ -145,8 +132,7 @@ def test_nobody_is_asked_twice_for_an_action_they_refused(
         first = await go(refund, "c1")
         again = await go(dict(reversed(refund.items())), "c2")  # the same action, its arguments in another order
         other = await go({"order_id": "ORD-2", "amount": 120.0}, "c3")
-        later = ListTrace()
-        later.episode_id = "e2"
+        later = ListTrace("e2")
         next_request = await go(refund, "c1", later)
         return first, again, other, next_request, later.events
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -15,15 +14,8 @@ from agentlab.errors import RateLimited, ToolRateLimited
 from agentlab.resilience import BreakerConfig, Limit, MemoryStore, RateLimiter
 from agentlab.resilience.breaker import CircuitBreaker
 from agentlab.sim.loop import run_virtual
+from agentlab.testing.trace import ListTrace
 from agentlab.trace.recorder import Recorder
-
-
-class ListTrace:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def emit(self, event: Any) -> None:
-        self.events.append(event)
 
 
 @pytest.fixture(params=["memory", "redis"])

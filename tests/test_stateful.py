@@ -19,16 +19,9 @@ import agentlab.testing.plugin  # noqa: F401  (registers the agentlab-ci profile
 from agentlab.resilience.breaker import BreakerConfig, CircuitBreaker
 from agentlab.resilience.store import MemoryStore
 from agentlab.testing.invariants import BREAKER_TRANSITIONS
+from agentlab.testing.trace import ListTrace
 
 CI = settings(settings.get_profile("agentlab-ci"), max_examples=150, stateful_step_count=40)
-
-
-class ListTrace:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def emit(self, event: Any) -> None:
-        self.events.append(event)
 
 
 class ReferenceBreaker:

@@ -8,7 +8,8 @@
 * :mod:`~agentlab.testing.mutants` — safety mechanisms switched off one at a time, to show the
   invariants can fail;
 * :mod:`~agentlab.testing.plugin` — pytest fixtures (``chaos``) and hypothesis profiles
-  (``agentlab-ci``, ``agentlab-deep``); ``agentlab chaos --examples N`` runs the same search from the shell.
+  (``agentlab-ci``, ``agentlab-deep``); ``agentlab chaos --examples N`` runs the same search from the shell;
+* :mod:`~agentlab.testing.trace` — :class:`ListTrace`, an in-memory trace for a single component's unit test.
 """
 
 from agentlab.testing.case import ChaosCase
