@@ -64,22 +64,34 @@ class PermissionsGate:
         return cached
 
     def check(self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any) -> Decision:
-        if spec.permissions <= user.permissions:
-            decision = _ALLOW
-        else:
-            missing = sorted(spec.permissions - user.permissions)
-            decision = Decision(False, f"missing permission: {', '.join(missing)}")
+        """The tool ACL alone: :meth:`authorize` without a policy (no rules, constraints or approvals)."""
+        effect, reason = self._acl(user, spec)
+        self._record(user.id, spec, args, call_id, trace, effect, reason)
+        return _ALLOW if effect == "allow" else Decision(False, reason)
+
+    @staticmethod
+    def _acl(user: User, spec: ToolSpec) -> tuple[str, str]:
+        if spec.permissions <= user.permissions:  # a subset test: no set is built in the common case
+            return "allow", _ALLOW.reason
+        return "deny", f"missing permission: {', '.join(sorted(spec.permissions - user.permissions))}"
+
+    def _record(
+        self, user_id: str, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, decision: str, reason: str
+    ) -> None:
+        """One decision on record: a ``permission_check`` event and, with an audit log, its row."""
         trace.emit(
             PermissionChecked(
                 call_id=call_id,
                 tool=spec.name,
-                user_id=user.id,
+                user_id=user_id,
                 required=self._required.get(spec.name) or sorted(spec.permissions),
-                decision="allow" if decision.allowed else "deny",
-                reason=decision.reason,
+                decision=decision,
+                reason=reason,
             )
         )
-        return decision
+        if self.audit is not None:
+            logged = redact(args, spec.redact)
+            self.audit.permission(trace.now(), trace.episode_id, user_id, spec.name, call_id, decision, reason, logged)
 
     # --- the full decision: ACL, rules, constraints, approval ------------------------------------
 
@@ -87,11 +99,9 @@ class PermissionsGate:
         self, user: User, spec: ToolSpec, args: dict[str, Any], env: Any = None, call_id: str | None = None
     ) -> tuple[str, str]:
         """(effect, reason) for a call, before any approval: effect is allow, deny or ask."""
-        if not spec.permissions <= user.permissions:  # a subset test: no set is built in the common case
-            missing = spec.permissions - user.permissions
-            return "deny", f"missing permission: {', '.join(sorted(missing))}"
-        if self.policy is None:
-            return "allow", "tool ACL satisfied"
+        acl = self._acl(user, spec)
+        if acl[0] == "deny" or self.policy is None:
+            return acl
         effect, reason = self.policy.decide(user.role, spec.name, resource_of(args))
         if effect == "deny":
             return effect, reason
@@ -128,26 +138,16 @@ class PermissionsGate:
             if earlier is not None:
                 effect, reason = "deny", f"approval {earlier} earlier in this request: {reason}"
         user_id = user.id  # read once: attribute reads on a pydantic model are slow
-        trace.emit(
-            PermissionChecked(
-                call_id=call_id,
-                tool=spec.name,
-                user_id=user_id,
-                required=self._required.get(spec.name) or sorted(spec.permissions),
-                decision=effect,
-                reason=reason,
-            )
-        )
-        logged = redact(args, spec.redact)
-        if self.audit is not None:
-            self.audit.permission(trace.now(), trace.episode_id, user_id, spec.name, call_id, effect, reason, logged)
+        self._record(user_id, spec, args, call_id, trace, effect, reason)
         if effect != "ask":
             return _ALLOW if effect == "allow" else Decision(False, reason)
-        outcome = await self.approvals.submit(ApprovalRequest(user.id, spec.name, logged or {}, reason, call_id), trace)
+        request = ApprovalRequest(user_id, spec.name, redact(args, spec.redact) or {}, reason, call_id)
+        outcome = await self.approvals.submit(request, trace)
         if outcome != "approved":
             self._refused[action] = outcome  # type: ignore[index]  # set above: the effect was "ask"
-        if self.audit is not None:
-            self.audit.permission(trace.now(), trace.episode_id, user.id, spec.name, call_id, outcome, reason, logged)
+        if self.audit is not None:  # the answer is on the trace as approval_decided; the log records it as a decision
+            logged = redact(args, spec.redact)
+            self.audit.permission(trace.now(), trace.episode_id, user_id, spec.name, call_id, outcome, reason, logged)
         return Decision(outcome == "approved", f"approval {outcome}: {reason}")
 
 
@@ -160,23 +160,10 @@ class OpenGate(PermissionsGate):
     def visible_tools(self, user: User) -> tuple[ToolDefinition, ...]:
         return tuple(s.definition for s in self.registry)
 
-    def check(self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any) -> Decision:
-        trace.emit(
-            PermissionChecked(
-                call_id=call_id,
-                tool=spec.name,
-                user_id=user.id,
-                required=sorted(spec.permissions),
-                decision="allow",
-                reason="gate disabled",
-            )
-        )
-        if self.audit is not None:  # a switched-off gate still leaves its (rubber-stamp) decisions on record
-            logged = redact(args, spec.redact)
-            self.audit.permission(
-                trace.now(), trace.episode_id, user.id, spec.name, call_id, "allow", "gate disabled", logged
-            )
-        return _ALLOW
+    @staticmethod
+    def _acl(user: User, spec: ToolSpec) -> tuple[str, str]:
+        # Every call allowed, and still on record (event and audit row) as a rubber-stamp decision.
+        return "allow", "gate disabled"
 
     async def authorize(
         self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
