@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from agentlab.components.audit import redact
 from agentlab.components.budgets import ScopeKeys
 from agentlab.components.cost import CostController, RequestBudget
 from agentlab.components.evaluator import Evaluator, Score, known_facts
@@ -348,14 +349,11 @@ class Episode:
             ungrounded: list[str] = []
             if system.routing is not None and spec.side_effects:
                 ungrounded = Evaluator.grounding(args, self.known_facts())[1]
-            decision = (
-                await system.gate.authorize(self.user, spec, args, call_id, trace, self.env) if not ungrounded else None
-            )
-            if decision is None:
+            if ungrounded:  # rejected before the gate is asked: the action rests on a made-up id or amount
                 error = f"{spec.name} was not run: {', '.join(ungrounded)} appear in no request or tool result"
                 trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="UngroundedArguments", error=error))
                 outcome = StepOutcome(call_id, spec.name, False, error_type="UngroundedArguments", error=error)
-            elif not decision.allowed:
+            elif not (decision := await system.gate.authorize(self.user, spec, args, call_id, trace, self.env)).allowed:
                 error = f"user {self.user.id} may not use {spec.name}: {decision.reason}"
                 trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="PermissionDenied", error=error))
                 outcome = StepOutcome(call_id, spec.name, False, error_type="PermissionDenied", error=error)
@@ -454,7 +452,7 @@ class Episode:
         audit = system.gate.audit
         has_fallback = recovery.tool_fallbacks and degraded_from is None and spec.fallback is not None
         now = trace.now
-        logged_args = {k: ("***" if k in spec.redact else v) for k, v in args.items()} if spec.redact else args
+        logged_args = redact(args, spec.redact)
         attempts = 0
 
         async def attempt(n: int) -> Any:
