@@ -25,7 +25,8 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"disregard (?:all |any )?(?:previous|prior|above|your) (?:instructions|rules)", re.I),
     re.compile(r"\b(?:SYSTEM|ADMIN) (?:NOTICE|OVERRIDE|MESSAGE)\s*:", re.I),
     re.compile(r"you are now (?:in )?(?:developer|admin|god) mode", re.I),
-    re.compile(r"\bcall [a-z_]+ with (?:[a-z_]+=\S+\s*)+", re.I),
+    # A value ends at whitespace or a quote: an order planted in a JSON string must not take the document with it.
+    re.compile(r"\bcall [a-z_]+ with (?:[a-z_]+=[^\s\"\\]+\s*)+", re.I),
 )
 
 
