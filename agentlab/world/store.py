@@ -6,10 +6,11 @@ when the run is checkpointed, so that side effects survive a killed process. Eve
 tool applies is also appended to the ``effects`` ledger — the world's own record, which later
 checks (duplicate side effects, unauthorized calls) read instead of trusting the agent.
 
-Every tool call's outcome also goes to the ``journal``, in the same transaction as its effects,
-keyed by (call id, tool, attempt). A resumed episode re-runs deterministically from its start, so
-it repeats the calls it made before the kill in the same order; the world answers those from the
-journal instead of executing them again (how durable-execution engines replay a workflow), and the
+In a file-backed world (``World.persisted``, a run with durable worlds) every tool call's outcome
+also goes to the ``journal``, in the same transaction as its effects, keyed by (call id, tool,
+attempt). A resumed episode re-runs deterministically from its start, so it repeats the calls it
+made before the kill in the same order; the world answers those from the journal instead of
+executing them again (how durable-execution engines replay a workflow), and the
 first call the journal does not hold runs for real.
 """
 
@@ -80,9 +81,13 @@ class World:
         rng: random.Random | None = None,
         environment: Environment | None = None,
         simulate_io: bool = True,
+        journal: bool = False,
     ) -> None:
         self.conn = conn
         self.simulate_io = simulate_io
+        # Only a world that outlives its process can be resumed mid-episode, so only it keeps the journal: it
+        # costs a lookup and an insert per tool call (measured: lookup_order 9.7 µs a call plain, 15.7 µs journaled).
+        self.journal = journal
         self.conn.row_factory = _dict_row
         self.clock = clock
         self.rng = rng or random.Random(0)
@@ -122,14 +127,14 @@ class World:
             except sqlite3.OperationalError:
                 owner = None
             if owner is not None and owner[0] == episode_id:
-                return cls(conn, **kwargs)
+                return cls(conn, journal=True, **kwargs)
             conn.close()
         remove_world_file(path)
         conn = sqlite3.connect(path, isolation_level=None)
         template.backup(conn)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = OFF")  # a killed process loses nothing the OS already holds
-        world = cls(conn, **kwargs)
+        world = cls(conn, journal=True, **kwargs)
         if patch:
             world.apply_patch(patch)
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -140,15 +145,17 @@ class World:
 
     def holds_call(self, tool: str, call_id: str) -> bool:
         """Whether the journal already holds an attempt of this call (a resumed episode is replaying it)."""
+        if not self.journal:
+            return False
         return self.one("SELECT 1 FROM journal WHERE call_id = ? AND tool = ? LIMIT 1", call_id, tool) is not None
 
     def journaled(self, tool: str, call_id: str, attempt: int, body: Callable[[], Any]) -> Any:
         """Run ``body`` in one transaction with its journal row, or answer from the journal.
 
         A call without an id (a tool called directly, outside an agent) cannot be recognised on
-        replay, so it is simply run.
+        replay, and a world without a journal is never replayed: both simply run ``body``.
         """
-        if not call_id:
+        if not call_id or not self.journal:
             with self.transaction():
                 return body()
         row = self.one(
