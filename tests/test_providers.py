@@ -183,7 +183,8 @@ def test_openai_messages_tools_and_params() -> None:
                 {
                     "type": "function",
                     "id": "call_b",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                    # no raw text from the model: its arguments as compact JSON, as every other path writes them
+                    "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
                 },
             ],
         },

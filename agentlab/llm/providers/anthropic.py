@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import anthropic
-import orjson
 import pydantic
 from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
@@ -32,7 +31,7 @@ from agentlab.llm.providers.common import (
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
 from agentlab.llm.wire.anthropic_format import JSON_INSTRUCTION  # what the endpoint recognises
-from agentlab.llm.wire.common import parse_arguments  # one parser for both ends of the wire
+from agentlab.llm.wire.common import parse_arguments, tool_call_from_input  # shared by both ends
 from agentlab.llm.wire.headers import metadata_headers
 
 PROVIDER = "anthropic"
@@ -131,11 +130,7 @@ def from_anthropic_message(message: AnthropicMessage, *, fallback_model: str = "
     if not isinstance(message, AnthropicMessage) or content is None:
         raise MalformedResponse(f"{PROVIDER}: response has no content")
     text = "".join(b.text for b in content if b.type == "text")
-    calls = tuple(
-        ToolCall(id=b.id, name=b.name, arguments=dict(b.input), raw_arguments=orjson.dumps(b.input).decode())
-        for b in content
-        if b.type == "tool_use"
-    )
+    calls = tuple(tool_call_from_input(b.id, b.name, b.input) for b in content if b.type == "tool_use")
     return ModelResponse(
         model=getattr(message, "model", None) or fallback_model,
         text=text,
@@ -191,10 +186,11 @@ class MessageStreamAssembler:
             elif slot["type"] == "tool_use":
                 raw = "".join(slot["json"])
                 if raw.strip():
-                    arguments = parse_arguments(raw)
+                    calls.append(
+                        ToolCall(id=slot["id"], name=slot["name"], arguments=parse_arguments(raw), raw_arguments=raw)
+                    )
                 else:
-                    arguments, raw = dict(slot.get("input") or {}), orjson.dumps(slot.get("input") or {}).decode()
-                calls.append(ToolCall(id=slot["id"], name=slot["name"], arguments=arguments, raw_arguments=raw))
+                    calls.append(tool_call_from_input(slot["id"], slot["name"], slot.get("input")))
         return ModelResponse(
             model=self.model,
             text="".join(text),

@@ -29,7 +29,7 @@ from agentlab.llm.providers.common import (
     with_attempts,
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
-from agentlab.llm.wire.common import parse_arguments  # one parser for both ends of the wire
+from agentlab.llm.wire.common import parse_arguments, raw_arguments  # shared by both ends
 from agentlab.llm.wire.headers import metadata_headers
 
 PROVIDER = "openai"
@@ -67,7 +67,7 @@ def to_openai_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
                 {
                     "type": "function",
                     "id": c.id,
-                    "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments or {})},
+                    "function": {"name": c.name, "arguments": raw_arguments(c)},
                 }
                 for c in m.tool_calls
             ]

@@ -23,8 +23,15 @@ from typing import Any
 
 import orjson
 
-from agentlab.llm.types import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
-from agentlab.llm.wire.common import ARGUMENT_CHUNK, WireError, pieces, tool_definition
+from agentlab.llm.types import Message, ModelRequest, ModelResponse, ToolDefinition
+from agentlab.llm.wire.common import (
+    ARGUMENT_CHUNK,
+    WireError,
+    pieces,
+    raw_arguments,
+    tool_call_from_input,
+    tool_definition,
+)
 
 # Must equal agentlab.llm.providers.anthropic.JSON_INSTRUCTION (a test checks): Anthropic has no JSON
 # mode, so the adapter asks for JSON in the system prompt, and the endpoint reads that back.
@@ -66,12 +73,7 @@ def parse_messages(system: Any, raw: Any) -> tuple[tuple[Message, ...], bool]:
         text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
         if role == "assistant":
             calls = tuple(
-                ToolCall(
-                    id=b.get("id", ""),
-                    name=b.get("name", ""),
-                    arguments=dict(b.get("input") or {}),
-                    raw_arguments=orjson.dumps(b.get("input") or {}).decode(),
-                )
+                tool_call_from_input(b.get("id", ""), b.get("name", ""), b.get("input"))
                 for b in blocks
                 if b.get("type") == "tool_use"
             )
@@ -186,7 +188,7 @@ def render_stream(response: ModelResponse, *, message_id: str) -> list[tuple[str
     if response.text:
         block({"type": "text", "text": ""}, [{"type": "text_delta", "text": p} for p in pieces(response.text)])
     for c in response.tool_calls:
-        raw = c.raw_arguments or orjson.dumps(c.arguments or {}).decode()
+        raw = raw_arguments(c)
         deltas = [{"type": "input_json_delta", "partial_json": ""}]
         deltas += [{"type": "input_json_delta", "partial_json": p} for p in pieces(raw, ARGUMENT_CHUNK)]
         block({"type": "tool_use", "id": c.id, "name": c.name, "input": {}}, deltas)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 import orjson
 
-from agentlab.llm.types import ToolDefinition
+from agentlab.llm.types import ToolCall, ToolDefinition
 
 _WORDS = re.compile(r"\S+\s*|\s+")
 ARGUMENT_CHUNK = 16  # characters of tool-call arguments per streamed delta
@@ -35,6 +35,17 @@ def parse_arguments(raw: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def raw_arguments(call: ToolCall) -> str:
+    """A tool call's arguments as they go on the wire: as the model wrote them, else as compact JSON."""
+    return call.raw_arguments or orjson.dumps(call.arguments or {}).decode()
+
+
+def tool_call_from_input(call_id: str, name: str, arguments: Any) -> ToolCall:
+    """A tool call whose arguments arrived already parsed (Anthropic's ``input`` object), with their compact JSON."""
+    parsed = dict(arguments or {})
+    return ToolCall(id=call_id, name=name, arguments=parsed, raw_arguments=orjson.dumps(parsed).decode())
 
 
 def tool_definition(name: str, description: str, parameters: dict[str, Any]) -> ToolDefinition:

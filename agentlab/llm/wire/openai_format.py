@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition
-from agentlab.llm.wire.common import ARGUMENT_CHUNK, WireError, parse_arguments, pieces, tool_definition
+from agentlab.llm.wire.common import ARGUMENT_CHUNK, WireError, parse_arguments, pieces, raw_arguments, tool_definition
 
 
 def _text(content: Any) -> str:
@@ -126,7 +126,7 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
     return {
         "id": call.id,
         "type": "function",
-        "function": {"name": call.name, "arguments": call.raw_arguments or orjson.dumps(call.arguments or {}).decode()},
+        "function": {"name": call.name, "arguments": raw_arguments(call)},
     }
 
 
