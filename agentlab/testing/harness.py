@@ -32,7 +32,7 @@ from agentlab.tools.registry import ToolRegistry
 class CaseResult:
     case: ChaosCase
     violations: list[Violation]
-    runs: int  # simulated runs it took (a killed and resumed run counts as two)
+    runs: int  # simulated runs it made: the case, its repeat, the killed copy (if it was killed) and its resume
     invariants: list[str] = field(default_factory=list)  # the invariants checked
     events: int = 0  # events in the uninterrupted run's trace
 
@@ -111,8 +111,9 @@ class ChaosHarness:
         runs = 1
         if self.cross_run:
             violations += self._deterministic(case, first, view)
-            violations += self._resume_equivalent(case, view, len(view.events))
-            runs += 3
+            killed, resumed = self._resume_equivalent(case, view, len(view.events))
+            violations += resumed
+            runs += 3 if killed else 2  # the repeat, the copy to kill and, if it was killed, its resume
         return CaseResult(case, violations, runs, self.invariants, len(view.events))
 
     def _deterministic(self, case: ChaosCase, first: Path, view: RunView) -> list[Violation]:
@@ -125,7 +126,8 @@ class ChaosHarness:
             out.append(Violation("deterministic", "", "two runs of the same case wrote different audit rows"))
         return out
 
-    def _resume_equivalent(self, case: ChaosCase, view: RunView, events: int) -> list[Violation]:
+    def _resume_equivalent(self, case: ChaosCase, view: RunView, events: int) -> tuple[bool, list[Violation]]:
+        """(whether the copy was killed and resumed, what the resume broke)."""
         out_dir = self.workdir / "k"
         kill_after = max(1, min(events, round(case.kill_at * events)))
         opts = self._options(case, out_dir, durable=case.durable_worlds)
@@ -141,9 +143,9 @@ class ChaosHarness:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and kill_after >= events:
-                return []  # the kill point was the very end: the run finished first
-            return [Violation("resume_equivalent", "", f"the run to be killed ended with status {status}")]
+            # The kill point is at most the uninterrupted run's event count, so a run that behaves the same is always
+            # killed: ending any other way means it emitted fewer events than the run it should equal.
+            return False, [Violation("resume_equivalent", "", f"the run to be killed ended with status {status}")]
         run_suite(resume_options(out_dir), registry=self.registry, resume=True, summarize_run=False)
         resumed = RunView.load(out_dir, self.registry)
         expected, got = view.ledger, resumed.ledger
@@ -164,7 +166,7 @@ class ChaosHarness:
                 violations.append(
                     Violation("resume_equivalent", e["episode_id"], f"resumed, it ended {e['status']} instead")
                 )
-        return violations
+        return True, violations
 
     # --- failing well ------------------------------------------------------------------------------
 
