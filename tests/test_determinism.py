@@ -81,3 +81,26 @@ def test_the_run_id_changes_with_every_option_that_changes_the_run(tmp_path: Pat
     ]
     ids = [rid(**v) for v in variants]
     assert base not in ids and len(set(ids)) == len(ids)
+
+
+def test_a_replayed_runs_id_follows_its_cassettes_content_not_their_path(tmp_path: Path) -> None:
+    """--resume compares ids: swapping the recordings under a replayed run must make it a different run."""
+    import shutil
+
+    from agentlab.scenarios import load_suite
+    from agentlab.sim.runner import run_id_for
+
+    suite = load_suite(SUITE)
+    tiers = (SUITE.parents[1] / "tiers.yaml").read_bytes()
+    shipped = SUITE.parents[2] / "cassettes"
+    copy = tmp_path / "copy"
+    shutil.copytree(shipped / "openai", copy / "openai")
+
+    def rid(cassettes: Path) -> str:
+        opts = RunOptions(suite=str(SUITE), llm="replay", provider="openai", cassettes=str(cassettes))
+        return run_id_for(suite, tiers, opts, "balanced", None)
+
+    assert rid(copy) == rid(shipped)  # the same recordings elsewhere: the same run
+    episode = sorted((copy / "openai" / suite.name).glob("*.yaml"))[0]
+    episode.write_text(episode.read_text().replace("chatcmpl", "chatcmpX", 1))
+    assert rid(copy) != rid(shipped)

@@ -231,6 +231,17 @@ def _digest(path: str | Path | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
 
+def _cassettes_digest(opts: RunOptions, suite: Suite) -> str:
+    """A replayed run's recordings, by content (its ``--cassettes`` path is not part of the run, what it holds is)."""
+    from agentlab.llm.replay.library import cassette_dir
+
+    folder = cassette_dir(opts.cassettes or "", opts.provider or "", suite.name)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, plan: FaultPlan | None) -> str:
     """A hash of everything the run is a function of: every option that can change it, files by content,
     and the code version. Two runs with the same id produce the same trace."""
@@ -247,6 +258,8 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, pl
             "prices": _digest(prices),
             "record_mode": opts.record_mode if opts.record else None,
             "version": agentlab.__version__,
+            # Only a replayed run reads cassettes (and only its id carries the key: other runs' ids are as before).
+            **({"cassettes": _cassettes_digest(opts, suite)} if opts.llm == "replay" else {}),
         },
         option=orjson.OPT_SORT_KEYS,
     )
