@@ -118,3 +118,34 @@ def test_audit_rows_are_batched_but_never_lost(tmp_path) -> None:
     reopened = AuditLog(tmp_path / "audit.sqlite")
     assert len(reopened.rows(episode_id="e1")) == 2
     reopened.close()
+
+
+def test_audit_rows_keep_order_types_and_episodes_across_segments(tmp_path) -> None:
+    # Interleaved episodes and a batch boundary inside an episode: every decision still comes back as one
+    # row, in the order it was made, with its columns' SQL types; forgetting an episode drops all its rows.
+    log = AuditLog(tmp_path / "audit.sqlite", run_id="run-1", batch=4)
+    for i, episode in enumerate(["e1", "e1", "e2", "e1", "e2", "e2", "e1"]):
+        log.execution(0.25 * i, episode, "U-1", "lookup_order", f"c{i}", 1 + i % 2, "ok", {"order_id": f"ORD-{i}"})
+    rows = log.rows()
+    assert [r["id"] for r in rows] == list(range(1, 8))
+    assert [r["call_id"] for r in rows] == [f"c{i}" for i in range(7)]
+    assert [r["episode_id"] for r in rows] == ["e1", "e1", "e2", "e1", "e2", "e2", "e1"]
+    assert rows[3]["t"] == 0.75 and isinstance(rows[3]["t"], float)
+    assert rows[3]["attempt"] == 2 and rows[3]["run_id"] == "run-1" and rows[3]["decision"] is None
+    assert [r["call_id"] for r in log.rows(episode_id="e2", attempt=1)] == ["c2", "c4"]
+    log.forget_episode("e1")
+    assert [r["call_id"] for r in log.rows()] == ["c2", "c4", "c5"]
+    with pytest.raises(ValueError, match="no audit column tool_name"):
+        log.rows(tool_name="x")
+    log.close()
+
+
+def test_an_audit_log_in_the_old_layout_is_a_clear_error(tmp_path) -> None:
+    import sqlite3
+
+    from agentlab.errors import InputError
+
+    path = tmp_path / "audit.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, t REAL)").connection.close()
+    with pytest.raises(InputError, match=r"audit\.sqlite: table audit: an audit log in an older layout"):
+        AuditLog(path)
