@@ -745,6 +745,20 @@ def test_replayer_mismatch_names_the_difference(tmp_path: Path) -> None:
     assert message.endswith("closest: stock.yaml interactions[0]: body differs in messages, model")
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_replay_miss_ends_the_call_at_once_through_either_sdk(tmp_path: Path, provider: str) -> None:
+    # A miss means the run left its recording: no retry can fix it, so the SDK must not retry it (the
+    # anthropic SDK retries any transport exception unless told otherwise) and it surfaces as itself.
+    from agentlab.llm.stack import SurfaceReplayMismatch, sdk_model
+
+    replayer = Replayer([_stock(tmp_path)])
+    model = SurfaceReplayMismatch(sdk_model(provider, replayer, max_retries=2))  # type: ignore[arg-type]
+    request = ModelRequest(tier="t", model="m-2", messages=(Message(role="user", content="hi"),))
+    with pytest.raises(ReplayMismatch, match=r"no unplayed interaction in stock\.yaml"):
+        run(model.complete(request))
+    assert len(replayer.requests) == 1
+
+
 def test_replayer_rejects_unknown_matchers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown matcher 'bodyy'"):
         Replayer([_stock(tmp_path)], match_on=("method", "bodyy"))

@@ -119,6 +119,13 @@ class SeededAsyncAnthropic(_SeededBackoff, anthropic.AsyncAnthropic):
         super().__init__(**kwargs)
         self._agentlab_seed, self._agentlab_rngs = jitter_seed, {}
 
+    def _should_retry_exception(self, err: BaseException) -> tuple[bool, Any]:
+        # The SDK wraps any transport exception as a connection error and retries it. A replay miss is not a
+        # flaky connection: the run has left its recording, and asking the cassettes again cannot help.
+        if _replay_miss(err) is not None:
+            return False, None
+        return super()._should_retry_exception(err)  # type: ignore[misc]
+
 
 def sdk_model(
     provider: Provider,
@@ -172,8 +179,9 @@ class LiveTransport(httpx2.AsyncBaseTransport):
 class SurfaceReplayMismatch:
     """A ModelClient wrapper: a replay miss ends the run instead of passing for a provider error.
 
-    The anthropic SDK wraps any transport exception as a connection error (and retries it), which
-    the agent would then treat as a flaky provider and route around. A cassette that does not match
+    The anthropic SDK wraps any transport exception as a connection error (:class:`SeededAsyncAnthropic`
+    at least stops it retrying a miss), which the agent would then treat as a flaky provider and route
+    around. A cassette that does not match
     means the run diverged from the recording: that must stop the run, with the miss's message.
     """
 
@@ -184,12 +192,22 @@ class SurfaceReplayMismatch:
         try:
             return await self.inner.complete(request)
         except ModelError as err:
-            cause: BaseException | None = err
-            while cause is not None:
-                if isinstance(cause, ReplayMismatch):
-                    raise cause from None
-                cause = cause.__cause__ or cause.__context__
+            miss = _replay_miss(err)
+            if miss is not None:
+                raise miss from None
             raise
+
+
+def _replay_miss(err: BaseException) -> ReplayMismatch | None:
+    """The ReplayMismatch behind ``err``, if a replay miss is what it wraps."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ReplayMismatch):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 @dataclass
