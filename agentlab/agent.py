@@ -726,6 +726,8 @@ class AgentSystem:
     def _respond(
         self, trace: EpisodeTrace, request: AgentRequest, budget: RequestBudget, status: str, text: str, turns: int
     ) -> AgentResponse:
+        if budget.ledger is not None and budget.keys is not None:
+            budget.ledger.end_request(budget.keys)
         if self.guardrails is not None:
             text = self.guardrails.redact_output(text, trace)
         saved = self.memory.save(

@@ -67,3 +67,24 @@ def test_a_budget_below_any_tier_is_still_refused_at_admission(tmp_path: Path) -
     result = run_suite(RunOptions(suite=SUITE, only=["budget-001"], out=str(tmp_path), progress=False))
     ev = load_run(result.run_dir).events
     assert (ev.kind == "request_refused").sum() == 1 and (ev.kind == "model_call").sum() == 0
+
+
+def test_a_checkpoint_keeps_only_the_spend_that_can_still_be_charged(tmp_path: Path) -> None:
+    # Each simulated episode is its own session and request: once it ends, its spend can never be charged
+    # again, so the checkpoint (rewritten after every episode) must not carry it into every later one.
+    from agentlab.components.memory import MemoryManager
+    from agentlab.sim.checkpoint import RunCheckpoints
+
+    result = run_suite(
+        RunOptions(
+            suite=SUITE, epochs=2, budget_session_usd=1.0, budget_user_day_usd=5.0, out=str(tmp_path), progress=False
+        )
+    )
+    memory = MemoryManager(result.run_dir / "memory.sqlite")
+    checkpoint = RunCheckpoints(memory).load()
+    memory.close()
+    assert checkpoint is not None and checkpoint.next_episode == result.summary["episodes"]
+    kinds = {key.split(":", 1)[0] for key in checkpoint.state["budgets"]}
+    assert kinds == {"day"}
+    users = set(load_run(result.run_dir).events.query("kind == 'episode_started'").user_id)
+    assert len(checkpoint.state["budgets"]) <= len(users)  # one simulated day: a key per user at most

@@ -80,6 +80,14 @@ class BudgetLedger:
             key = getattr(keys, scope)
             self.spent[key] = self.spent.get(key, 0.0) + amount_usd
 
+    def end_request(self, keys: ScopeKeys) -> None:
+        """Forget a finished request's spend: nothing can be charged to it again (and checkpoints stay small)."""
+        self.spent.pop(keys.request, None)
+
+    def end_session(self, session_id: str) -> None:
+        """Forget an ended session's spend (the simulator ends each episode's session with the episode)."""
+        self.spent.pop(f"session:{session_id}", None)
+
     def over_budget(self) -> list[tuple[str, float, float]]:
         """(key, spent, limit) for every key whose spend exceeds its scope's limit (should be empty)."""
         out = []

@@ -587,12 +587,14 @@ async def _run_episodes(
             for index in range(first, total):
                 epoch, scenario = divmod(index, len(suite.scenarios))
                 await run_episode(sim, suite.scenarios[scenario], epoch)
+                if ledger is not None:  # an episode is its own session (run_episode): it has ended
+                    ledger.end_session(f"{suite.scenarios[scenario].id}#{epoch}")
                 if stack is not None:  # save the episode's recording before the checkpoint covers it
                     stack.end_episode(f"{suite.scenarios[scenario].id}#{epoch}")
                 state = {
                     "breakers": agent.recovery.breakers.snapshot() if agent.recovery.breakers is not None else {},
                     "injector": injector.snapshot() if injector is not None else {},
-                    # Session, day and month spend outlive an episode: a resumed run must not start them at zero.
+                    # Day and month spend outlive an episode: a resumed run must not start them at zero.
                     "budgets": dict(ledger.spent) if ledger is not None else {},
                 }
                 audit.flush()  # the audit rows of every checkpointed episode are durable
