@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 
 from agentlab.errors import InputError, ReplayMismatch
+
+if TYPE_CHECKING:
+    from agentlab.sim.runner import RunOptions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -250,17 +254,11 @@ def _chaos(args: argparse.Namespace) -> int:
     return 1 if report.failure else 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from agentlab.sim.runner import RunOptions, resume_options, run_suite
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser)."""
+    from agentlab.sim.runner import RunOptions
 
-    if args.resume:
-        result = run_suite(resume_options(args.resume), resume=True)
-        print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
-        return 0
-    if not args.suite:
-        raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
-
-    opts = RunOptions(
+    return RunOptions(
         suite=args.suite,
         strategy=args.strategy,
         llm=args.llm,
@@ -291,7 +289,18 @@ def _run(args: argparse.Namespace) -> int:
         sdk_retries=args.sdk_retries,
         stream=args.stream,
     )
-    result = run_suite(opts)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agentlab.sim.runner import resume_options, run_suite
+
+    if args.resume:
+        result = run_suite(resume_options(args.resume), resume=True)
+        print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
+        return 0
+    if not args.suite:
+        raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
+    result = run_suite(run_options(args))
     s = result.summary
     print(
         f"{result.run_dir}: {s['episodes']} episodes, success {s['success_rate']:.1%}, "
