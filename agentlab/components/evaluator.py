@@ -78,28 +78,12 @@ _FACT = re.compile(
 )
 
 
-class _Normalised(dict[str, str]):
-    """A fact as found -> as compared: an id as it is, a number with two decimals ("42.5" -> "42.50").
-
-    A memo, so that normalising a text's facts is one ``map`` over a dict lookup, all in C: the same ids and
-    figures recur across an episode's tool results and across episodes. Cleared when it grows large.
-    """
-
-    def __missing__(self, fact: str) -> str:
-        if len(self) >= 1 << 16:
-            self.clear()
-        normal = self[fact] = f"{float(fact):.2f}" if fact[0].isdigit() else fact
-        return normal
-
-
-_normalised = _Normalised().__getitem__
-
-
 def _facts(value: Any, into: set[str] | None = None) -> set[str]:
     """Ids and numbers in a value (strings searched; numbers normalised to two decimals), added to ``into``."""
     out = set() if into is None else into
     if isinstance(value, str):
-        out.update(map(_normalised, _FACT.findall(value)))
+        for fact in _FACT.findall(value):
+            out.add(f"{float(fact):.2f}" if fact[0].isdigit() else fact)
     elif isinstance(value, bool) or value is None:
         pass
     elif isinstance(value, int | float):
