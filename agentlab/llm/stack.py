@@ -181,8 +181,8 @@ class SurfaceReplayMismatch:
 
     The anthropic SDK wraps any transport exception as a connection error (:class:`SeededAsyncAnthropic`
     at least stops it retrying a miss), which the agent would then treat as a flaky provider and route
-    around. A cassette that does not match
-    means the run diverged from the recording: that must stop the run, with the miss's message.
+    around. A cassette that does not match means the run diverged from the recording: that must stop
+    the run, with the miss's message.
     """
 
     def __init__(self, inner: ModelClient) -> None:
