@@ -40,11 +40,15 @@ class ScopeKeys:
     user_day: str
     user_month: str
 
+    @staticmethod
+    def session_key(session_id: str) -> str:
+        return f"session:{session_id}"
+
     @classmethod
     def of(cls, user_id: str, session_id: str, request_id: str, when: datetime) -> ScopeKeys:
         return cls(
             f"request:{request_id}",
-            f"session:{session_id}",
+            cls.session_key(session_id),
             f"day:{user_id}:{when:%Y-%m-%d}",
             f"month:{user_id}:{when:%Y-%m}",
         )
@@ -86,7 +90,7 @@ class BudgetLedger:
 
     def end_session(self, session_id: str) -> None:
         """Forget an ended session's spend (the simulator ends each episode's session with the episode)."""
-        self.spent.pop(f"session:{session_id}", None)
+        self.spent.pop(ScopeKeys.session_key(session_id), None)
 
     def over_budget(self) -> list[tuple[str, float, float]]:
         """(key, spent, limit) for every key whose spend exceeds its scope's limit (should be empty)."""

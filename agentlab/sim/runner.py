@@ -586,11 +586,12 @@ async def _run_episodes(
             bar.update(first)
             for index in range(first, total):
                 epoch, scenario = divmod(index, len(suite.scenarios))
+                episode_id = f"{suite.scenarios[scenario].id}#{epoch}"
                 await run_episode(sim, suite.scenarios[scenario], epoch)
                 if ledger is not None:  # an episode is its own session (run_episode): it has ended
-                    ledger.end_session(f"{suite.scenarios[scenario].id}#{epoch}")
+                    ledger.end_session(episode_id)
                 if stack is not None:  # save the episode's recording before the checkpoint covers it
-                    stack.end_episode(f"{suite.scenarios[scenario].id}#{epoch}")
+                    stack.end_episode(episode_id)
                 state = {
                     "breakers": agent.recovery.breakers.snapshot() if agent.recovery.breakers is not None else {},
                     "injector": injector.snapshot() if injector is not None else {},
