@@ -275,8 +275,9 @@ class Episode:
                             f"{request.model}: no response within the agent's {profile.timeout_s:g}s timeout"
                         ) from None
             except ModelError as exc:
+                end = now()  # read once: nothing below awaits, so simulated time cannot move
                 if breaker is not None:
-                    breaker.record(False, now() - start, now(), trace)
+                    breaker.record(False, end - start, end, trace)
                 trace.emit(
                     ModelCalled(
                         purpose=purpose,
@@ -286,14 +287,15 @@ class Episode:
                         ok=False,
                         estimate_usd=estimate,
                         http_attempts=exc.attempts,
-                        latency_s=now() - start,
+                        latency_s=end - start,
                         error_type=exc.type_name,
                         error=str(exc),
                     )
                 )
                 raise
             if breaker is not None:
-                breaker.record(True, now() - start, now(), trace)
+                end = now()
+                breaker.record(True, end - start, end, trace)
             usage = response.usage
             cost = (
                 response.cost_usd
@@ -474,40 +476,42 @@ class Episode:
             try:
                 result = await system.sandbox.execute(spec, args, ctx)
             except StepError as exc:
+                end = now()  # read once: nothing below awaits, so simulated time cannot move
                 if breaker is not None:
-                    breaker.record(False, now() - start, now(), trace)
+                    breaker.record(False, end - start, end, trace)
                 if at_most_once and exc.ambiguous:
                     self.attempted[key] = "already ran once with an unknown outcome"  # type: ignore[index]
                 if audit is not None:
-                    audit.execution(now(), trace.episode_id, user_id, spec.name, call_id, n, exc.type_name, logged_args)
+                    audit.execution(end, trace.episode_id, user_id, spec.name, call_id, n, exc.type_name, logged_args)
                 trace.emit(
                     ToolCallEnded(
                         call_id=call_id,
                         tool=spec.name,
                         attempt=n,
                         ok=False,
-                        latency_s=now() - start,
+                        latency_s=end - start,
                         error_type=exc.type_name,
                         error=str(exc),
                         degraded_from=degraded_from,
                     )
                 )
                 raise
+            end = now()
             if breaker is not None:
-                breaker.record(True, now() - start, now(), trace)
+                breaker.record(True, end - start, end, trace)
             if at_most_once:
                 self.attempted[key] = "already ran"  # type: ignore[index]
             if spec.cost_usd:  # most tools are free: nothing to count
                 system.cost.charge(self.budget, spec.cost_usd)
             if audit is not None:
-                audit.execution(now(), trace.episode_id, user_id, spec.name, call_id, n, "ok", logged_args)
+                audit.execution(end, trace.episode_id, user_id, spec.name, call_id, n, "ok", logged_args)
             trace.emit(
                 ToolCallEnded(
                     call_id=call_id,
                     tool=spec.name,
                     attempt=n,
                     ok=True,
-                    latency_s=now() - start,
+                    latency_s=end - start,
                     cost_usd=spec.cost_usd,
                     degraded_from=degraded_from,
                 )
