@@ -59,6 +59,19 @@ def test_price_cached_tokens_without_cached_rate_cost_full_input_rate() -> None:
     assert p.price(1000, 100, cached_tokens=600) == pytest.approx(p.price(1000, 100))
 
 
+@pytest.mark.parametrize(("inp", "cached"), [(1000, 600), (1000, 1000), (300, 900), (0, 50)])
+def test_tier_rates_and_the_price_table_agree_even_on_impossible_cached_counts(inp: int, cached: int) -> None:
+    """Cached tokens are part of the input: more cached than input (malformed usage) is clamped, the same way
+    in the tier's rates (the pre-call estimate) and in the price table (the charge)."""
+    from agentlab.llm.pricing import ModelPrice
+
+    tier = profile(0.001, 0.005, cached=0.0001)
+    listed = ModelPrice(provider="sim", tier="t", input=1.0, output=5.0, cached_input=0.1, context_window=1000)
+    usage = Usage(input_tokens=inp, output_tokens=100, cached_tokens=cached)
+    assert tier.price(inp, 100, cached) == pytest.approx(listed.cost(usage))
+    assert tier.price(inp, 100, cached) <= tier.price(inp, 100)  # caching never costs more
+
+
 def test_price_zero_usage_is_free() -> None:
     assert profile(0.001, 0.005, cached=0.0001).price(0, 0, 0) == 0.0
 

@@ -78,8 +78,8 @@ class TierProfile(BaseModel):
         input_rate, cached_rate = self.input_per_1k, self.cached_input_per_1k
         if cached_rate is None:
             cached_rate = input_rate
-        fresh = max(input_tokens - cached_tokens, 0)
-        return (fresh * input_rate + cached_tokens * cached_rate + output_tokens * self.output_per_1k) / 1000
+        cached = min(cached_tokens, input_tokens)  # as the price table clamps it: cached is part of the input
+        return ((input_tokens - cached) * input_rate + cached * cached_rate + output_tokens * self.output_per_1k) / 1000
 
 
 class TierTable(BaseModel):
