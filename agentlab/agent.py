@@ -732,6 +732,7 @@ class AgentSystem:
     ) -> AgentResponse:
         if budget.ledger is not None and budget.keys is not None:
             budget.ledger.end_request(budget.keys)
+        self.gate.end_request(trace.episode_id)
         if self.guardrails is not None:
             text = self.guardrails.redact_output(text, trace)
         saved = self.memory.save(

@@ -11,6 +11,7 @@ import pytest
 from agentlab.agent import AgentSystem
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, AgentResponse, User
+from agentlab.components.permissions import PermissionsGate
 from agentlab.components.planner import PLAN_INSTRUCTIONS
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.errors import Overloaded
@@ -233,6 +234,29 @@ def test_budget_below_one_call_is_refused_at_admission() -> None:
     assert model.requests == []
     assert h.kinds() == ["budget_check", "request_refused", "memory_saved", "final_response"]
     assert h.events[0].allowed is False  # type: ignore[attr-defined]
+
+
+class EndRecordingGate(PermissionsGate):
+    def __init__(self, registry: ToolRegistry) -> None:
+        super().__init__(registry)
+        self.ended: list[str] = []
+
+    def end_request(self, episode_id: str) -> None:
+        self.ended.append(episode_id)
+        super().end_request(episode_id)
+
+
+@pytest.mark.parametrize(
+    ("user", "budget", "status"),
+    [(User(id="U-nobody"), 1.0, "refused"), (READER, 0.0001, "budget_exhausted"), (READER, 1.0, "completed")],
+)
+def test_every_exit_ends_the_request_at_the_gate(user: User, budget: float, status: str) -> None:
+    """Refused at admission or answered, a request ends at the gate (its refused approvals are forgotten)."""
+    model = ScriptedModel(use("lookup_order", {"order_id": "ORD-1"}), say("Order ORD-1 has shipped."))
+    gate = EndRecordingGate(make_tools([]))
+    h = Harness(model, gate=gate)
+    assert h.handle(user, budget_usd=budget).status == status
+    assert gate.ended == ["e1"]
 
 
 # --- steps that never reach a tool ------------------------------------------------------------------

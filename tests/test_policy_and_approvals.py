@@ -150,6 +150,26 @@ def test_nobody_is_asked_twice_for_an_action_they_refused(
     ]  # fmt: skip
 
 
+def test_a_refusal_is_forgotten_when_its_request_ends(world: World) -> None:
+    """The refusal memo lasts one request: after ``end_request`` the same action in the same episode id is asked
+    again, and a long run does not keep every refused action it ever saw."""
+    g = gate("deny", 30.0)
+    senior = User(id="U-1", role="senior", permissions=ALL)
+    refund = {"order_id": "ORD-2", "amount": 150.0}
+    trace = ListTrace("e1")
+
+    async def ask() -> None:
+        await g.authorize(senior, registry["issue_refund"], refund, "c1", trace, env=world)
+
+    run_virtual(ask())
+    g.end_request("e1")
+    run_virtual(ask())
+    decisions = [e.decision for e in trace.events if e.kind == "permission_check"]
+    assert decisions == ["ask", "ask"]  # without end_request the second would be an immediate deny
+    g.end_request("e1")
+    assert g._refused == {}
+
+
 def test_bad_policy_file_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("rules:\n  - {tool: '*', effect: maybe}\n")

@@ -45,9 +45,10 @@ class PermissionsGate:
         self.audit = audit
         self._visible: dict[frozenset[str], tuple[ToolDefinition, ...]] = {}
         self._required = {spec.name: sorted(spec.permissions) for spec in registry}
-        # (episode, tool, arguments) -> how an approval that did not end "approved" ended: a person's no, or their
-        # silence until the deadline, stands for the rest of the request (nobody is asked the same thing twice).
-        self._refused: dict[tuple[str, str, bytes], str] = {}
+        # episode -> (tool, arguments) -> how an approval that did not end "approved" ended: a person's no, or
+        # their silence until the deadline, stands for the rest of the request (nobody is asked the same thing
+        # twice). Dropped by end_request, so a long run keeps only its requests in flight.
+        self._refused: dict[str, dict[tuple[str, bytes], str]] = {}
 
     def admit(self, user: User) -> Decision:
         if user.id in self.blocked_users:
@@ -125,6 +126,10 @@ class PermissionsGate:
                 effect, reason = "ask", verdict[1]
         return effect, reason
 
+    def end_request(self, episode_id: str) -> None:
+        """Forget the request's refused approvals: they stand for that request only."""
+        self._refused.pop(episode_id, None)
+
     async def authorize(
         self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
     ) -> Decision:
@@ -133,8 +138,8 @@ class PermissionsGate:
         effect, reason = self.evaluate(user, spec, args, env, call_id)
         action = None
         if effect == "ask":
-            action = (trace.episode_id, spec.name, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
-            earlier = self._refused.get(action)
+            action = (spec.name, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
+            earlier = self._refused.get(trace.episode_id, {}).get(action)
             if earlier is not None:
                 effect, reason = "deny", f"approval {earlier} earlier in this request: {reason}"
         user_id = user.id  # read once: attribute reads on a pydantic model are slow
@@ -144,7 +149,7 @@ class PermissionsGate:
         request = ApprovalRequest(user_id, spec.name, redact(args, spec.redact) or {}, reason, call_id)
         outcome = await self.approvals.submit(request, trace)
         if outcome != "approved":
-            self._refused[action] = outcome  # type: ignore[index]  # set above: the effect was "ask"
+            self._refused.setdefault(trace.episode_id, {})[action] = outcome  # type: ignore[index]  # set above
         if self.audit is not None:  # the answer is on the trace as approval_decided; the log records it as a decision
             logged = redact(args, spec.redact)
             self.audit.permission(trace.now(), trace.episode_id, user_id, spec.name, call_id, outcome, reason, logged)
