@@ -23,7 +23,7 @@ SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml"
 
 @pytest.fixture(scope="module")
 def view(tmp_path_factory: pytest.TempPathFactory) -> RunView:
-    """A refund, an email and a breaker that opens and closes again: every invariant has something to read."""
+    """A refund, an email and a breaker that opens: every invariant has something to read."""
     plan = FaultPlan(name="flaky", faults=(server_error().on(models("balanced")).when(rate(0.3)),))
     case = ChaosCase(suite=SUITE, scenarios=("multi-005", "refund-cond-005"), epochs=2, seed=3, faults=plan)
     with ChaosHarness(tmp_path_factory.mktemp("inv"), cross_run=False) as harness:
@@ -87,6 +87,27 @@ def test_an_illegal_breaker_transition_is_caught(view: RunView) -> None:
     v.events.insert(v.events.index(opened) + 1, {**opened, "from_state": "open", "to_state": "closed", "reason": "x"})
     found = INVARIANTS["breaker_state_machine"](v)
     assert any("illegal open → closed" in x.detail for x in found)
+
+
+def test_a_breaker_that_closes_without_a_successful_probe_is_caught(view: RunView) -> None:
+    """open → half_open → closed is legal only with a successful call through the breaker in between. (The
+    no-half-open-probe mutant is caught earlier, by its illegal open → closed, so this clause needs its own.)"""
+    check = INVARIANTS["breaker_state_machine"]
+
+    def reopened(with_probe: bool) -> RunView:
+        v = doctored(view)
+        opened = first(v, "breaker_transition", to_state="open")
+        at = v.events.index(opened) + 1
+        half = {**opened, "from_state": "open", "to_state": "half_open", "reason": "cool-down elapsed"}
+        closed = {**opened, "from_state": "half_open", "to_state": "closed", "reason": "probe succeeded"}
+        probe = {**first(v, "model_call", ok=True, tier=opened["breaker"].removeprefix("model:"))}
+        v.events[at:at] = [half, probe, closed] if with_probe else [half, closed]
+        return v
+
+    assert check(reopened(with_probe=True)) == []
+    assert [x.detail for x in check(reopened(with_probe=False))] == [
+        f"{first(view, 'breaker_transition')['breaker']}: closed with no successful probe"
+    ]
 
 
 def test_an_episode_without_an_end_or_that_runs_for_hours_is_caught(view: RunView) -> None:
