@@ -12,22 +12,19 @@ reports it and as the tier price table assumes); Anthropic reports them separate
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
 from typing import Any
 
 import anthropic
-import pydantic
 from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
 
 from agentlab.errors import BadRequest, MalformedResponse, ModelConnectionError, ModelError, ModelTimeout
 from agentlab.llm.providers.common import (
-    attempts_from_request,
     error_detail,
     root_cause,
+    sdk_call,
     status_error,
-    with_attempts,
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
 from agentlab.llm.wire.anthropic_format import JSON_INSTRUCTION  # what the endpoint recognises
@@ -253,48 +250,41 @@ class AnthropicMessagesModel:
         params = self._params(request, stream=self.stream)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        attempts: int | None = None
-        try:
-            raw = await self.client.messages.with_raw_response.create(**params)
-            attempts = raw.retries_taken + 1
-            if self.stream:
-                assembler = MessageStreamAssembler(request.model)
-                async with await raw.parse() as events:
-                    async for event in events:
-                        assembler.add(event)
-                response = assembler.result()
-            else:
-                response = from_anthropic_message(await raw.parse(), fallback_model=request.model)
-        except anthropic.AnthropicError as err:
-            attempts = attempts_from_request(getattr(err, "request", None)) or attempts
-            raise with_attempts(map_anthropic_error(err), attempts) from err
-        except (json.JSONDecodeError, pydantic.ValidationError) as err:
-            error = MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300])
-            raise with_attempts(error, attempts) from err
-        except ModelError as err:  # a body without content
-            with_attempts(err, attempts)
-            raise
-        finally:
-            self.last_attempts = attempts
+        response, attempts = await sdk_call(
+            self,
+            PROVIDER,
+            lambda: self.client.messages.with_raw_response.create(**params),
+            lambda raw: self._read(raw, request.model),
+            anthropic.AnthropicError,
+            map_anthropic_error,
+        )
         response.latency_s = loop.time() - started
         response.attempts = attempts
         return response
+
+    async def _read(self, raw: Any, model: str) -> ModelResponse:
+        if self.stream:
+            assembler = MessageStreamAssembler(model)
+            async with await raw.parse() as events:
+                async for event in events:
+                    assembler.add(event)
+            return assembler.result()
+        return from_anthropic_message(await raw.parse(), fallback_model=model)  # may raise ModelError: no content
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """Input tokens the request would cost, from the provider's own tokenizer (no generation)."""
         params = self._params(request, stream=False)
         params.pop("max_tokens")
-        attempts: int | None = None
-        try:
-            raw = await self.client.messages.with_raw_response.count_tokens(**params)
-            attempts = raw.retries_taken + 1
-            counted = await raw.parse()
-        except anthropic.AnthropicError as err:
-            attempts = attempts_from_request(getattr(err, "request", None)) or attempts
-            raise with_attempts(map_anthropic_error(err), attempts) from err
-        except (json.JSONDecodeError, pydantic.ValidationError) as err:
-            error = MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300])
-            raise with_attempts(error, attempts) from err
-        finally:
-            self.last_attempts = attempts
+
+        async def read(raw: Any) -> Any:
+            return await raw.parse()
+
+        counted, _ = await sdk_call(
+            self,
+            PROVIDER,
+            lambda: self.client.messages.with_raw_response.count_tokens(**params),
+            read,
+            anthropic.AnthropicError,
+            map_anthropic_error,
+        )
         return counted.input_tokens

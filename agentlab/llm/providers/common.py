@@ -1,20 +1,24 @@
-"""What both provider adapters share: argument decoding, retry-after parsing, status → typed error.
+"""What both provider adapters share: one SDK call's error handling, retry-after parsing, status → typed error.
 
 The agent's recovery handler decides by error *type* (transient or not, ``retry_after``), never by
 message text, so every provider failure must become exactly one :class:`~agentlab.errors.ModelError`.
-The mapping lives here once; each adapter only extracts (status, provider error type, message,
-headers) from its own SDK's exception.
+The mapping lives here once, and so does the shape of a call (:func:`sdk_call`); each adapter only
+extracts (status, provider error type, message, headers) from its own SDK's exception.
 """
 
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
-from typing import Any
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import pydantic
 
 from agentlab.errors import (
     AuthError,
     BadRequest,
+    MalformedResponse,
     ModelError,
     ModelTimeout,
     NotFound,
@@ -123,3 +127,42 @@ def root_cause(err: BaseException) -> str:
     while inner.__cause__ is not None and inner.__cause__ is not inner:
         inner = inner.__cause__
     return "" if inner is err else f"{type(inner).__name__}: {inner}".replace("\n", " ")[:MAX_DETAIL_CHARS]
+
+
+T = TypeVar("T")
+
+
+class CountsAttempts(Protocol):
+    last_attempts: int | None
+
+
+async def sdk_call(
+    owner: CountsAttempts,
+    provider: str,
+    send: Callable[[], Awaitable[Any]],
+    read: Callable[[Any], Awaitable[T]],
+    sdk_error: type[Exception],
+    map_error: Callable[[Any], ModelError],
+) -> tuple[T, int | None]:
+    """One request through an SDK's ``with_raw_response``, every way it can fail turned into one ModelError.
+
+    ``send`` makes the request (the SDK's own retries happen inside it) and ``read`` turns the raw response
+    into the result. Returns the result and the HTTP attempts the SDK made, which a raised error carries
+    instead; ``owner.last_attempts`` is set either way (None if nothing was sent).
+    """
+    attempts: int | None = None
+    try:
+        raw = await send()
+        attempts = raw.retries_taken + 1
+        return await read(raw), attempts
+    except sdk_error as err:
+        attempts = attempts_from_request(getattr(err, "request", None)) or attempts
+        raise with_attempts(map_error(err), attempts) from err
+    except (json.JSONDecodeError, pydantic.ValidationError) as err:
+        error = MalformedResponse(f"{provider}: undecodable response body ({err})"[:MAX_DETAIL_CHARS])
+        raise with_attempts(error, attempts) from err
+    except ModelError as err:  # the adapter's own, from ``read``: a 200 whose body is an error, or is empty
+        with_attempts(err, attempts)
+        raise
+    finally:
+        owner.last_attempts = attempts

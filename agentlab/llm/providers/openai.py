@@ -12,21 +12,18 @@ agent's trace shows them as ``http_attempts``.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import openai
-import pydantic
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agentlab.errors import BadRequest, MalformedResponse, ModelConnectionError, ModelError, ModelTimeout
 from agentlab.llm.providers.common import (
-    attempts_from_request,
     error_detail,
     root_cause,
+    sdk_call,
     status_error,
-    with_attempts,
 )
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, StopReason, ToolCall, ToolDefinition, Usage
 from agentlab.llm.wire.common import parse_arguments, raw_arguments  # shared by both ends
@@ -278,29 +275,23 @@ class OpenAIChatModel:
             params["extra_headers"] = headers
         loop = asyncio.get_running_loop()
         started = loop.time()
-        attempts: int | None = None
-        try:
-            raw = await self.client.chat.completions.with_raw_response.create(**params)
-            attempts = raw.retries_taken + 1
-            if self.stream:
-                assembler = ChatStreamAssembler(request.model)
-                async with raw.parse() as events:
-                    async for chunk in events:
-                        assembler.add(chunk)
-                response = assembler.result()
-            else:
-                response = from_openai_completion(raw.parse(), fallback_model=request.model)
-        except openai.OpenAIError as err:
-            attempts = attempts_from_request(getattr(err, "request", None)) or attempts
-            raise with_attempts(map_openai_error(err), attempts) from err
-        except (json.JSONDecodeError, pydantic.ValidationError) as err:
-            error = MalformedResponse(f"{PROVIDER}: undecodable response body ({err})"[:300])
-            raise with_attempts(error, attempts) from err
-        except ModelError as err:  # a 200 whose body is an error, or has no choices
-            with_attempts(err, attempts)
-            raise
-        finally:
-            self.last_attempts = attempts
+        response, attempts = await sdk_call(
+            self,
+            PROVIDER,
+            lambda: self.client.chat.completions.with_raw_response.create(**params),
+            lambda raw: self._read(raw, request.model),
+            openai.OpenAIError,
+            map_openai_error,
+        )
         response.latency_s = loop.time() - started
         response.attempts = attempts
         return response
+
+    async def _read(self, raw: Any, model: str) -> ModelResponse:
+        if self.stream:
+            assembler = ChatStreamAssembler(model)
+            async with raw.parse() as events:
+                async for chunk in events:
+                    assembler.add(chunk)
+            return assembler.result()
+        return from_openai_completion(raw.parse(), fallback_model=model)  # may raise ModelError: no choices
