@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 
-class Event(msgspec.Struct, kw_only=True, tag_field="kind"):
+class Event(msgspec.Struct, kw_only=True, tag_field="kind", tag="event"):
     # The stamp fields are set once, when the event is emitted. Being keyword-only here, msgspec
     # places them after each subclass's own fields, so a line reads: kind, the event's own fields,
     # then seq, t, run_id, episode_id.
