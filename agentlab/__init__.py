@@ -8,9 +8,27 @@ The package is laid out by architecture:
 * :mod:`agentlab.llm` — the model interface, tier profiles and the simulated model;
 * :mod:`agentlab.scenarios` — scenario suites;
 * :mod:`agentlab.sim` — virtual time, seeded randomness and the suite runner;
+* :mod:`agentlab.sweeps` — grids of runs on a process pool or a Dask cluster, merged into Parquet;
 * :mod:`agentlab.trace` and :mod:`agentlab.analysis` — events, and the DataFrames and summaries computed from them.
 
 Data flows one way: scenario → agent → events → DataFrame → charts/report.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentlab.sweeps import SweepResult
+
 __version__ = "0.1.0"
+
+
+def sweep(spec: Any, **options: Any) -> SweepResult:
+    """Run a sweep (a spec YAML path or a :class:`~agentlab.sweeps.SweepSpec`): see :func:`agentlab.sweeps.run_sweep`.
+
+    Imported on first call, so ``import agentlab`` stays light.
+    """
+    from agentlab.sweeps import run_sweep
+
+    return run_sweep(spec, **options)

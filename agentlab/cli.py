@@ -129,6 +129,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
 
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of configurations (suites x faults x policies x seeds) and merge the results"
+    )
+    sweep.add_argument("spec", metavar="SPEC", help="sweep spec YAML, e.g. fixtures/sweeps/reliability.yaml")
+    sweep.add_argument("--out", help="sweep directory (default: runs/sweeps/NAME); run again to resume a killed sweep")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the cores)")
+    where.add_argument("--in-process", action="store_true", help="run every cell in this process, one by one")
+    where.add_argument(
+        "--dask", metavar="ADDR", help="a Dask scheduler (tcp://host:8786), or local:N for a LocalCluster"
+    )
+    sweep.add_argument("--force", action="store_true", help="replace a sweep directory that holds another spec")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
     chaos = sub.add_parser(
         "chaos", help="property-based chaos: generated fault schedules, invariants checked, failures shrunk"
     )
@@ -152,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_with_mutant(args)
         if args.command == "chaos":
             return _chaos(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "audit":
             return _audit(args)
         if args.command == "report":
@@ -252,6 +268,19 @@ def _chaos(args: argparse.Namespace) -> int:
         print(report.failure)
     print(orjson.dumps(report.summary()).decode())
     return 1 if report.failure else 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from agentlab.sweeps import executor_for, run_sweep
+
+    executor = executor_for(workers=args.workers, in_process=args.in_process, dask=args.dask)
+    result = run_sweep(args.spec, out=args.out, executor=executor, force=args.force, progress=not args.quiet)
+    print(
+        f"{result.sweep_dir}: {len(result.frame)} cells ({result.cells_run} run, {result.cells_kept} kept), "
+        f"{result.episodes_run} episodes in {result.wall_seconds:.2f}s ({result.episodes_per_second:.0f} episodes/s) "
+        f"on {result.executor} x{result.workers} -> {result.sweep_dir / 'results.parquet'}"
+    )
+    return 0
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

@@ -18,6 +18,10 @@ class InputError(Exception):
         self.file, self.place, self.problem = file, place, problem
         super().__init__(f"{file}: {place}: {problem}" if place else f"{file}: {problem}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, str]]:
+        # Pickled by its parts, so an error raised in a sweep's worker process arrives whole.
+        return (type(self), (self.file, self.place, self.problem))
+
 
 class AgentError(Exception):
     """Base of every error the agent handles at run time.

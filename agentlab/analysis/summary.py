@@ -120,6 +120,8 @@ def tier_climbs(events: pd.DataFrame, tier_order: Sequence[str]) -> pd.DataFrame
         return events.iloc[0:0]
     rank = {tier: i for i, tier in enumerate(tier_order)}
     moves = events[(events["kind"] == "routing") & events["previous"].notna()]
+    if moves.empty:  # an empty string column maps to an empty string column, which cannot be compared with numbers
+        return moves
     return moves[moves["tier"].map(rank) > moves["previous"].map(rank)]
 
 

@@ -285,17 +285,24 @@ def resume_options(run_dir: str | Path) -> RunOptions:
     return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False})
 
 
-def run_suite(
-    opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False, summarize_run: bool = True
-) -> RunResult:
-    """Validate everything, run every episode, and write the run directory.
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run's inputs, loaded and validated, and the id they hash to; nothing has been written yet."""
 
-    With ``resume=True`` (``agentlab run --resume DIR``), continue a killed run in ``opts.out`` from its
-    last checkpoint: finished episodes are not run again.
+    opts: RunOptions
+    registry: ToolRegistry
+    suite: Suite
+    tiers: TierTable
+    tiers_path: Path
+    tier: str
+    faults: FaultPlan | None
+    run_id: str
 
-    ``summarize_run=False`` finishes the trace but skips the pandas summary (``summary.json``; the result's
-    ``summary`` is empty): for a chaos search, which checks invariants over the trace of thousands of tiny
-    runs, where the summary's fixed cost (~40 ms) would be most of the time.
+
+def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedRun:
+    """Load and check every input of a run and compute its id, without touching the run directory.
+
+    A sweep uses it to tell whether a cell's existing run directory is still the run it asks for.
     """
     if registry is None:
         from agentlab.tools.support import registry as support_registry
@@ -322,6 +329,24 @@ def run_suite(
     opts = validate_backend(opts, suite, plan)  # a missing API key stops here: nothing is written yet
     tiers = backend_tiers(tiers, opts)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
+    return PlannedRun(opts, registry, suite, tiers, tiers_path, tier, plan, run_id)
+
+
+def run_suite(
+    opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False, summarize_run: bool = True
+) -> RunResult:
+    """Validate everything, run every episode, and write the run directory.
+
+    With ``resume=True`` (``agentlab run --resume DIR``), continue a killed run in ``opts.out`` from its
+    last checkpoint: finished episodes are not run again.
+
+    ``summarize_run=False`` finishes the trace but skips the pandas summary (``summary.json``; the result's
+    ``summary`` is empty): for a chaos search, which checks invariants over the trace of thousands of tiny
+    runs, where the summary's fixed cost (~40 ms) would be most of the time.
+    """
+    planned = plan_run(opts, registry)
+    opts, registry, suite, tiers, tier = planned.opts, planned.registry, planned.suite, planned.tiers, planned.tier
+    plan, run_id, tiers_path = planned.faults, planned.run_id, planned.tiers_path
     run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}{run_dir_suffix(opts)}")
     partial = run_dir / "events.jsonl.partial"
     checkpoint: Checkpoint | None = None
