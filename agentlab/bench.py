@@ -13,7 +13,9 @@ second after the previous one, so breaker cool-downs elapse between requests as 
 production. Workload ``suite`` runs a scenario suite with the simulated model, repeated to ``--episodes``.
 Workload ``replay`` measures model calls per second through the real provider SDK replaying the
 suite's cassettes (``--cassettes DIR --provider openai|anthropic``, ``--calls N``; see
-:mod:`agentlab.bench_replay`).
+:mod:`agentlab.bench_replay`). Workload ``sweep`` runs a sweep spec in-process, on ``--workers``
+processes and on a Dask LocalCluster, and compares their throughput and their results
+(:mod:`agentlab.bench_sweep`).
 """
 
 from __future__ import annotations
@@ -237,6 +239,11 @@ def main(args: argparse.Namespace) -> int:
 
         suite = load_suite(args.suite).name
         print(orjson.dumps(main_replay(args.cassettes, args.provider, suite, args.calls, args.profile)).decode())
+        return 0
+    if args.workload == "sweep":  # one spec in-process, on a process pool and on Dask: see agentlab/bench_sweep.py
+        from agentlab.bench_sweep import main_sweep
+
+        print(orjson.dumps(main_sweep(args.spec, args.workers, dask=not args.no_dask)).decode())
         return 0
     with tempfile.TemporaryDirectory(prefix="agentlab-bench-") as tmp:
 

@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--title")
 
     bench = sub.add_parser("bench", help="measure simulator throughput; prints one JSON line")
-    bench.add_argument("--workload", choices=["support-5", "suite", "replay"], default="support-5")
+    bench.add_argument("--workload", choices=["support-5", "suite", "replay", "sweep"], default="support-5")
     bench.add_argument("--episodes", type=int, default=5000)
     bench.add_argument("--suite", default="fixtures/suites/support.yaml", help="suite for --workload suite")
     bench.add_argument(
@@ -128,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--provider", choices=["openai", "anthropic"], default="openai", help="replay: whose SDK")
     bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+    bench.add_argument(
+        "--spec",
+        default="fixtures/sweeps/bench-20k.yaml",
+        help="sweep: the spec to run in-process, on processes, on Dask",
+    )
+    bench.add_argument("--workers", type=int, default=2, help="sweep: worker processes (and Dask workers)")
+    bench.add_argument("--no-dask", action="store_true", help="sweep: skip the Dask LocalCluster run")
 
     sweep = sub.add_parser(
         "sweep", help="run a grid of configurations (suites x faults x policies x seeds) and merge the results"

@@ -48,7 +48,8 @@ class SweepResult:
     cells_run: int  # by this call
     cells_kept: int  # finished earlier (a resumed sweep)
     episodes_run: int  # by this call
-    wall_seconds: float  # this call's, for throughput; never in the results
+    wall_seconds: float  # this call's, from the executor's start to the results written; never in the results
+    startup_seconds: float  # of which the executor's start (a Dask cluster's; a pool's workers start as used)
     executor: str
     workers: int
 
@@ -101,18 +102,19 @@ def run_sweep(
         kept = len(summaries)
         kill_after = int(os.environ.get("AGENTLAB_SWEEP_KILL_AFTER_CELLS", "0"))  # crash testing only
         started = time.perf_counter()  # wall time for throughput only; never in the results
-        with executor, progress_bar(sum(episodes.values()), spec.name, enabled=progress) as bar:
-            bar.update(sum(episodes[i] for i in summaries))
-            for done in executor.map(run_cell, tasks):
-                _land(done, sweep_dir / "cells" / by_index[done.index].dir_name)
-                summaries[done.index] = done.summary
-                bar.update(episodes[done.index])
-                if kill_after and len(summaries) - kept >= kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+        with executor:
+            startup = time.perf_counter() - started  # a Dask LocalCluster's start, mostly
+            with progress_bar(sum(episodes.values()), spec.name, enabled=progress) as bar:
+                bar.update(sum(episodes[i] for i in summaries))
+                for done in executor.map(run_cell, tasks):
+                    _land(done, sweep_dir / "cells" / by_index[done.index].dir_name)
+                    summaries[done.index] = done.summary
+                    bar.update(episodes[done.index])
+                    if kill_after and len(summaries) - kept >= kill_after:
+                        os.kill(os.getpid(), signal.SIGKILL)
+        rows = (cell_row(by_index[i], s) for i, s in summaries.items())
+        write_parquet(results_frame(rows, k_max), sweep_dir / RESULTS)
         wall = time.perf_counter() - started
-        write_parquet(
-            results_frame((cell_row(by_index[i], s) for i, s in summaries.items()), k_max), sweep_dir / RESULTS
-        )
         frame = load_sweep(sweep_dir)  # the file, read back: the same DataFrame (dtypes too) as a later load_sweep
     return SweepResult(
         sweep_dir=sweep_dir,
@@ -121,6 +123,7 @@ def run_sweep(
         cells_kept=kept,
         episodes_run=sum(episodes[c.index] for c in todo),
         wall_seconds=wall,
+        startup_seconds=startup,
         executor=executor.name,
         workers=executor.workers,
     )
