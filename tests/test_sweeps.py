@@ -222,3 +222,27 @@ def test_the_python_entry_point_is_the_same_sweep(reference: Path, tmp_path: Pat
 
     result = agentlab.sweep(small_spec(tmp_path), out=tmp_path / "out", progress=False)
     pd.testing.assert_frame_equal(result.frame, load_sweep(reference))
+
+
+def test_the_surface_charts_draw_the_sweeps_own_figures(reference: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from agentlab.analysis.surfaces import cost_per_success_chart, reliability_curves, reliability_heatmap, surface
+
+    frame = load_sweep(reference)
+    table = surface(frame, "success_rate")
+    on_high = frame[(frame.fault_rate == 0.3) & frame.resilience].success_rate.mean()
+    assert table.loc[0.3, ("fixed", True)] == pytest.approx(on_high)
+    heat = reliability_heatmap(frame)
+    shown = [t.get_text() for t in heat.axes[0].texts]  # resilience on, row "fixed", fault rates 0 and 30 %
+    assert shown == [f"{v * 100:.0f}" for v in table[("fixed", True)]]
+    curves = reliability_curves(frame)
+    assert curves.axes[1].get_title() == "pass^2 vs fault rate"
+    line = curves.axes[0].get_lines()[1]  # fixed routing, resilience on
+    assert list(line.get_ydata()) == pytest.approx(list(table[("fixed", True)] * 100))
+    cost = cost_per_success_chart(frame).axes[0].get_lines()[1]
+    rows = frame[frame.resilience & (frame.fault_rate == 0.3)]
+    assert cost.get_ydata()[-1] == pytest.approx(
+        rows.total_cost_usd.sum() / (rows.success_rate * rows.episodes).sum()
+    )
