@@ -243,6 +243,4 @@ def test_the_surface_charts_draw_the_sweeps_own_figures(reference: Path) -> None
     assert list(line.get_ydata()) == pytest.approx(list(table[("fixed", True)] * 100))
     cost = cost_per_success_chart(frame).axes[0].get_lines()[1]
     rows = frame[frame.resilience & (frame.fault_rate == 0.3)]
-    assert cost.get_ydata()[-1] == pytest.approx(
-        rows.total_cost_usd.sum() / (rows.success_rate * rows.episodes).sum()
-    )
+    assert cost.get_ydata()[-1] == pytest.approx(rows.total_cost_usd.sum() / (rows.success_rate * rows.episodes).sum())
