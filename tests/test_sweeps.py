@@ -244,3 +244,31 @@ def test_the_surface_charts_draw_the_sweeps_own_figures(reference: Path) -> None
     cost = cost_per_success_chart(frame).axes[0].get_lines()[1]
     rows = frame[frame.resilience & (frame.fault_rate == 0.3)]
     assert cost.get_ydata()[-1] == pytest.approx(rows.total_cost_usd.sum() / (rows.success_rate * rows.episodes).sum())
+
+
+def test_a_plan_can_stand_inline_in_the_spec_and_a_file_plan_can_be_scaled(tmp_path: Path) -> None:
+    inline = {"faults": [{"kind": "error", "target": {"tools": ["lookup_order"]}}]}  # every lookup fails
+    plan_file = tmp_path / "plan.yaml"
+    half = {"faults": [{**inline["faults"][0], "rate": 0.5}]}
+    plan_file.write_text(yaml.safe_dump({"name": "half", **half}))
+    faults = [{"name": "outage", "plan": inline}, {"plan": "plan.yaml", "scale": [0, 2]}]
+    spec = small_spec(tmp_path, faults=faults, resilience=[False], seeds=[0], epochs=1)
+    frame = run_sweep(spec, out=tmp_path / "out", progress=False).frame
+    assert frame.fault_plan.tolist() == ["outage", "half", "half"]
+    assert frame.fault_scale.tolist()[1:] == [0.0, 2.0]
+    lookups = [load_run(tmp_path / "out" / d).events for d in frame.run_dir]
+    injected = [int((ev.kind == "fault_injected").sum()) for ev in lookups]
+    assert injected[0] > 0 and injected[1] == 0  # scale 0: no faults
+    assert injected[2] == injected[0]  # scale 2 of a 50 % plan: every lookup fails, as in the inline plan
+
+
+def test_the_notebook_short_form_keeps_the_callers_keys(reference: Path, tmp_path: Path) -> None:
+    from agentlab.analysis.sweep import sweep
+    from agentlab.faults.presets import transient
+
+    table = sweep(
+        str(SUITE), out_root=tmp_path / "quick", fault_plans={0.3: transient(0.3)}, seeds=(3,), epochs=2, only=ONLY
+    )
+    assert table.fault_plan.tolist() == [0.3] and table.run_dir.iloc[0].startswith(str(tmp_path / "quick"))
+    same = load_sweep(reference).query("fault_rate == 0.3 and resilience and seed == 3").iloc[0]
+    assert (table.success_rate.iloc[0], table.pass_hat_k_max.iloc[0]) == (same.success_rate, same.pass_hat_2)

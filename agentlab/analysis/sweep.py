@@ -1,21 +1,22 @@
-"""Sweeps: run a grid of configurations and get one row per run, from each run's summary.
+"""``sweep(suite, fault_plans=..., ...)``: a quick grid of fault plans × resilience × seeds for one suite.
 
-The notebooks' fault-rate and policy comparisons are sweeps; so are users' own. Each run is an
-ordinary run directory under ``out_root`` (so any one can be opened with ``load_run``), and the
-table is built from their ``summary.json`` files — which are computed from their traces.
+The short form of :func:`agentlab.sweeps.run_sweep` for a notebook cell: plans are given as Python
+objects keyed by whatever names the caller likes (a fault rate, say), and the table keeps those keys.
+It runs on the same engine — a sweep directory at ``out_root`` with one ordinary run per cell, resumed
+if run again, any executor — and each row comes from that run's summary, computed from its trace.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from agentlab.faults.plan import Fault, FaultPlan
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.sweeps import Executor, FaultAxis, SweepSpec, run_sweep
 
 COLUMNS = [
     "config",
@@ -32,49 +33,54 @@ COLUMNS = [
     "duplicate_side_effects",
     "run_dir",
 ]
+# Axes a caller may fix through ``options`` (one value each); every other option goes to every run as it is.
+_AXIS_OPTIONS = {"epochs": "epochs", "routing": "routing", "tier": "tiers", "strategy": "strategies"}
 
 
 def sweep(
     suite: str,
     *,
     out_root: str | Path,
-    fault_plans: Mapping[str, FaultPlan | Fault | str | None] | None = None,
+    fault_plans: Mapping[Hashable, FaultPlan | Fault | str | None] | None = None,
     resilience: Iterable[bool] = (True,),
     seeds: Iterable[int] = (0,),
+    executor: Executor | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Run ``suite`` for every (fault plan, resilience, seed); ``options`` go to every :class:`RunOptions`."""
+    """Run ``suite`` for every (fault plan, resilience, seed); ``options`` go to every run (``epochs=3``, ...)."""
     plans = dict(fault_plans or {"none": None})
-    rows = []
-    for (name, plan), res, seed in itertools.product(plans.items(), resilience, seeds):
-        label = f"{name}-{'on' if res else 'off'}-s{seed}"
-        result = run_suite(
-            RunOptions(
-                suite=suite,
-                faults=plan,
-                resilience=res,
-                seed=seed,
-                out=str(Path(out_root) / label),
-                progress=False,
-                **options,
-            )
-        )
-        s = result.summary
-        rows.append(
-            {
-                "config": label,
-                "fault_plan": name,
-                "resilience": res,
-                "seed": seed,
-                "episodes": s["episodes"],
-                "success_rate": s["success_rate"],
-                "pass_hat_k_max": s["pass_hat_k"][max(s["pass_hat_k"], key=int)],
-                "total_cost_usd": s["total_cost_usd"],
-                "retries": s["retries"],
-                "breaker_opens": s["breaker_opens"],
-                "degraded_episodes": s["degraded_episodes"],
-                "duplicate_side_effects": s["duplicate_side_effects"],
-                "run_dir": str(result.run_dir),
-            }
-        )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    keys = {str(key): key for key in plans}
+    axes = {_AXIS_OPTIONS[k]: (options.pop(k),) for k in list(options) if k in _AXIS_OPTIONS}
+    spec = SweepSpec(
+        name=re.sub(r"[^A-Za-z0-9._-]+", "-", Path(out_root).name).strip("-.") or "sweep",
+        suites=(str(suite),),
+        faults=tuple(FaultAxis(name=str(key), plan=_as_plan(plan)) for key, plan in plans.items()),
+        resilience=tuple(resilience),
+        seeds=tuple(seeds),
+        options=options,
+        **axes,
+    )
+    frame = run_sweep(spec, out=out_root, executor=executor, progress=False).frame
+    k_max = frame["epochs"].map(lambda k: f"pass_hat_{k}")
+    return pd.DataFrame(
+        {
+            "config": frame["label"],
+            "fault_plan": frame["fault_plan"].map(keys),
+            "resilience": frame["resilience"],
+            "seed": frame["seed"],
+            "episodes": frame["episodes"],
+            "success_rate": frame["success_rate"],
+            "pass_hat_k_max": [frame.at[i, column] for i, column in k_max.items()],
+            "total_cost_usd": frame["total_cost_usd"],
+            "retries": frame["retries"],
+            "breaker_opens": frame["breaker_opens"],
+            "degraded_episodes": frame["degraded_episodes"],
+            "duplicate_side_effects": frame["duplicate_side_effects"],
+            "run_dir": [str(Path(out_root) / d) for d in frame["run_dir"]],
+        },
+        columns=COLUMNS,
+    )
+
+
+def _as_plan(plan: FaultPlan | Fault | str | None) -> FaultPlan | str | None:
+    return FaultPlan(faults=(plan,)) if isinstance(plan, Fault) else plan

@@ -9,6 +9,8 @@ cell's index (and its run directory's name) is a function of the spec alone::
       - {}                                    # no faults
       - {preset: transient, rates: [0.05, 0.1, 0.2]}
       - {plan: ../faults/provider-http.yaml, scale: [0.5, 1]}
+      - name: outage                          # a plan inline
+        plan: {faults: [{kind: error, target: {tools: [lookup_order]}, window: {start_s: 60, end_s: 200}}]}
     resilience: [true, false]
     routing: [null, cascade]
     tiers: [null]                             # null: the tier file's default
@@ -54,7 +56,7 @@ class FaultAxis(_Strict):
     name: str | None = None  # the label in results (default: the preset's or the plan's name, or "none")
     preset: Literal["transient"] | None = None
     rates: tuple[float, ...] | None = None  # preset: the share of calls faulted
-    plan: str | None = None  # a fault plan YAML
+    plan: str | FaultPlan | None = None  # a fault plan YAML, or a plan itself (inline in YAML, or built in Python)
     scale: tuple[float, ...] | None = None  # plan: every fault's rate is multiplied by this (capped at 1)
 
     @field_validator("rates", "scale")
@@ -69,7 +71,7 @@ class FaultAxis(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> FaultAxis:
-        if self.preset and self.plan:
+        if self.preset and self.plan is not None:
             raise ValueError("give a preset or a plan, not both")
         if self.preset and self.rates is None:
             raise ValueError(f"preset {self.preset!r} needs rates, e.g. rates: [0.05, 0.1]")
@@ -77,7 +79,7 @@ class FaultAxis(_Strict):
             raise ValueError("rates go with a preset (a plan file is swept with scale)")
         if self.rates is not None and any(r > 1 for r in self.rates):
             raise ValueError("a rate is a share of calls, at most 1")
-        if self.scale is not None and not self.plan:
+        if self.scale is not None and self.plan is None:
             raise ValueError("scale goes with a plan file")
         return self
 
@@ -195,8 +197,8 @@ def _fault_points(spec: SweepSpec) -> list[tuple[dict[str, Any], FaultPlan | Non
             for r in axis.rates or ():
                 plan = PRESETS[axis.preset](r)
                 points.append(({"fault_plan": axis.name or axis.preset, "fault_rate": r, "fault_scale": None}, plan))
-        elif axis.plan:
-            loaded = load_fault_plan(spec.path(axis.plan))
+        elif axis.plan is not None:
+            loaded = axis.plan if isinstance(axis.plan, FaultPlan) else load_fault_plan(spec.path(axis.plan))
             for factor in axis.scale or (None,):
                 plan = loaded if factor is None else _scaled(loaded, factor)
                 name = axis.name or loaded.name
