@@ -163,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--mutant", help="switch one safety mechanism off (agentlab.testing.mutants)")
     chaos.add_argument("--repro-dir", default="runs/chaos-repro", help="where a failing case's fault plan is written")
     chaos.add_argument("--quiet", action="store_true", help="no progress bar")
+    chaos.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="check cases on N processes (the same result as one)"
+    )
     return parser
 
 
@@ -254,6 +257,8 @@ def _check(run_dir: object) -> int:
 def _chaos(args: argparse.Namespace) -> int:
     from agentlab.testing.search import search
 
+    if args.workers < 1:
+        raise InputError("--workers", "", f"must be at least 1 (got {args.workers})")
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -268,6 +273,7 @@ def _chaos(args: argparse.Namespace) -> int:
         max_faults=args.max_faults,
         repro_dir=args.repro_dir,
         progress=(lambda r: bar.update()) if bar is not None else None,
+        workers=args.workers,
     )
     if bar is not None:
         bar.close()

@@ -3,11 +3,22 @@
 The search is an ordinary ``@given`` property run by calling it; hypothesis generates the cases,
 and on a violation shrinks it to a minimal case, which is re-run last — so the case the harness saw
 fail last is the shrunk one, and that is the one written out for ``agentlab run ... --check``.
+
+With ``workers > 1`` the cases are checked on a process pool first, and the search then runs as
+above with those results at hand. That gives exactly the serial search's result for the same seed:
+with the seed fixed and every case passing, hypothesis generates the same sequence of cases whatever
+the property's body does (it draws nothing), so the sequence is generated up front by a property
+that only collects; the pool checks it, stopping once the first violation in generation order is
+known; the serial search then replays that prefix from the results (instantly) and shrinks the
+failure as it always has — shrinking is sequential by nature, so it stays on one core.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,43 +68,99 @@ def search(
     max_faults: int = 3,
     repro_dir: str | Path | None = None,
     progress: Any = None,
+    workers: int = 1,
 ) -> SearchReport:
     """Check ``examples`` generated cases; stop at the first violation (after shrinking it).
 
     ``seed`` fixes hypothesis's own randomness (None: a random search); ``progress`` is an optional
-    callable given the report after every example (a tqdm bar's update, say).
+    callable given the report after every example checked (a tqdm bar's update, say). ``workers``: check
+    cases on that many processes (the same result as one for the same seed; a random search gets a seed
+    drawn here, so the collected and the searched sequence are one).
     """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if workers > 1 and seed is None:
+        import random
+
+        seed = random.SystemRandom().randrange(2**32)  # the search must be repeatable to be spread
     report = SearchReport()
     last_failure: list[tuple[ChaosCase, CaseResult]] = []  # one slot: hypothesis replays the shrunk case last
+    known: dict[str, CaseResult] = {}  # results checked on the pool, by case
     with ChaosHarness(cross_run=cross_run, repro_dir=repro_dir, mutant=mutant) as harness, apply_mutant(mutant):
         report.invariants = harness.invariants
 
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-            print_blob=False,
-        )
-        @given(chaos_cases(suite, max_faults=max_faults))
+        def run(body: Any) -> None:
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                print_blob=False,
+            )
+            @given(chaos_cases(suite, max_faults=max_faults))
+            def prop(case: ChaosCase) -> None:
+                body(case)
+
+            (hypothesis_seed(seed)(prop) if seed is not None else prop)()
+
         def property_holds(case: ChaosCase) -> None:
-            result = harness.check(case)
+            result = known.get(case.model_dump_json())
+            fresh = result is None  # a result from the pool was shown on the bar when it came in
+            if result is None:
+                result = harness.check(case)
             report.examples += 1
             report.runs += result.runs
             report.events += result.events
-            if progress is not None:
+            if fresh and progress is not None:
                 progress(report)
             if result.violations:
                 last_failure[:] = [(case, result)]
                 raise InvariantViolated(result, "")
 
-        test = hypothesis_seed(seed)(property_holds) if seed is not None else property_holds
         started = time.perf_counter()  # wall time of the search, for the throughput figure only
+        if workers > 1:
+            generated: list[ChaosCase] = []
+            run(generated.append)
+            known = _check_on_pool(generated, workers, cross_run, progress, report)
         try:
-            test()
+            run(property_holds)
         except InvariantViolated:
             # Hypothesis replays the shrunk case last: that is the one to write out.
             case, result = last_failure[0]
             report.case, report.failure = case, str(InvariantViolated(result, harness.reproduction(case)))
         report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _check_case(case: ChaosCase, cross_run: bool) -> CaseResult:
+    with ChaosHarness(cross_run=cross_run) as harness:  # its own scratch folder, in a worker process
+        return harness.check(case)
+
+
+def _check_on_pool(
+    cases: list[ChaosCase], workers: int, cross_run: bool, progress: Any, report: SearchReport
+) -> dict[str, CaseResult]:
+    """Check ``cases`` on ``workers`` processes until every case before the first violation (in order) is checked."""
+    keys = list(dict.fromkeys(case.model_dump_json() for case in cases))  # in order, each case once
+    by_key = {case.model_dump_json(): case for case in cases}
+    results: dict[str, CaseResult] = {}
+    first_failure = len(keys)
+    # Forked workers inherit the parent's imports, loaded suites and an active mutant.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: dict[Future[CaseResult], int] = {
+            pool.submit(_check_case, by_key[key], cross_run): i for i, key in enumerate(keys)
+        }
+        while pending and any(i < first_failure for i in pending.values()):
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                i = pending.pop(future)
+                result = future.result()
+                results[keys[i]] = result
+                if result.violations:
+                    first_failure = min(first_failure, i)
+                if progress is not None:
+                    progress(report)
+        for future in pending:  # only cases after the first violation: the search never reaches them
+            future.cancel()
+    return results
