@@ -54,7 +54,7 @@ def test_a_truncated_cassette_body_is_named_not_a_mismatch(
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"agentlab: error: {broken}: interactions[1]: truncated/undecodable response body")
+    assert lines[0].startswith(f"agentlab: error: {broken}: interactions[1]: truncated/undecodable body")
     assert "no unplayed interaction" not in err and "mismatch" not in err
 
 
@@ -77,7 +77,7 @@ def test_a_truncated_stream_body_is_named(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(InputError, match=r"interactions\[0\]: truncated/undecodable response body \(event stream"):
+    with pytest.raises(InputError, match=r"interactions\[0\]: truncated/undecodable body \(response: event stream"):
         load_cassette(path)
 
 

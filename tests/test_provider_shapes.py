@@ -227,6 +227,12 @@ def test_text_content_as_a_string_or_as_text_blocks_matches() -> None:
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
     }
     assert normalized_body(json.dumps(as_string)) == normalized_body(json.dumps(as_blocks))
+    result = {"type": "tool_result", "tool_use_id": "t1"}
+    as_string["messages"].append({"role": "user", "content": [{**result, "content": "18C"}]})
+    as_blocks["messages"].append(
+        {"role": "user", "content": [{**result, "content": [{"type": "text", "text": "18C"}]}]}
+    )
+    assert normalized_body(json.dumps(as_string)) == normalized_body(json.dumps(as_blocks))
     different = {**as_string, "messages": [{"role": "user", "content": "hello"}]}
     assert normalized_body(json.dumps(different)) != normalized_body(json.dumps(as_blocks))
 

@@ -147,7 +147,7 @@ def _interaction(file: str, i: int, raw: Any) -> Interaction:
         raise bad(str(exc).replace("\n", " ")) from None
     problem = body_problem(response) if 200 <= code < 300 else None
     if problem is not None:
-        raise bad(f"truncated/undecodable response body ({problem})")
+        raise bad(f"truncated/undecodable body (response: {problem})")
     return Interaction(index=i, request=request, response=response)
 
 

@@ -86,6 +86,19 @@ def _text_blocks(value: Any) -> Any:
     return [{"type": "text", "text": value}] if isinstance(value, str) else value
 
 
+def _content(value: Any) -> Any:
+    """A turn's content in block form, an Anthropic ``tool_result`` block's own content included."""
+    blocks = _text_blocks(value)
+    if not isinstance(blocks, list):
+        return blocks
+    return [
+        {**b, "content": _text_blocks(b["content"])}
+        if isinstance(b, dict) and b.get("type") == "tool_result" and "content" in b
+        else b
+        for b in blocks
+    ]
+
+
 def _same_text_form(body: dict[str, Any]) -> dict[str, Any]:
     """Both APIs take a turn's text as a string or as a list of text blocks (``{"type": "text",
     "text": ...}``), and clients differ in which they send: compare them in the block form."""
@@ -95,8 +108,7 @@ def _same_text_form(body: dict[str, Any]) -> dict[str, Any]:
     messages = out.get("messages")
     if isinstance(messages, list):
         out["messages"] = [
-            {**m, "content": _text_blocks(m["content"])} if isinstance(m, dict) and "content" in m else m
-            for m in messages
+            {**m, "content": _content(m["content"])} if isinstance(m, dict) and "content" in m else m for m in messages
         ]
     return out
 
