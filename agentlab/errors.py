@@ -176,6 +176,14 @@ class NotFound(ModelError):
     pass
 
 
+class ContentFiltered(ModelError):
+    """The provider's content filter withheld the answer (Azure OpenAI: a choice with no message).
+
+    Not transient: the same request meets the same filter. The agent treats it as any other
+    non-transient model error (another tier, or the episode ends with the error).
+    """
+
+
 class MalformedResponse(ModelError):
     """The provider's body could not be parsed; retrying may get a good one."""
 

@@ -72,19 +72,37 @@ def load_prices(path: str | Path) -> PriceTable:
     return validate_as(PriceTable, raw, str(path))
 
 
-def priced_tiers(tiers: TierTable, prices: PriceTable, source: str = "tiers.yaml") -> TierTable:
+def priced_tiers(
+    tiers: TierTable,
+    prices: PriceTable,
+    source: str = "tiers.yaml",
+    *,
+    prices_source: str = "prices.yaml",
+    model_option: str | None = None,
+) -> TierTable:
     """The tier table with each tier's rates taken from the price-table entry of the model it calls.
 
     The Cost Controller estimates a call's worst case from the tier's rates and charges its usage from the
     price table; one source for both keeps an allowed call from costing more than it was estimated at (a live
-    ``--model`` would otherwise be estimated at the simulated tier's rates). An unpriced model is an error.
+    ``--model`` would otherwise be estimated at the simulated tier's rates). An unpriced model is an error,
+    blamed on the price table (``prices_source``) that lacks it, and on where the name came from: the
+    ``--model`` option (``model_option``, which every tier then calls) or the tier in ``source``.
     """
     profiles = {}
     for name, profile in tiers.tiers.items():
         try:
             price = prices.get(profile.model)
-        except UnknownModel as exc:
-            raise InputError(source, f"tiers.{name}.model", str(exc)) from None
+        except UnknownModel:
+            origin = (
+                f"--model {model_option}"
+                if model_option is not None and profile.model == model_option
+                else f"{source}: tiers.{name}.model"
+            )
+            problem = (
+                f"no price for model {profile.model!r} (from {origin}) in price table {prices.version}; "
+                "add it (or an alias) here"
+            )
+            raise InputError(prices_source, "models", problem) from None
         profiles[name] = profile.model_copy(
             update={
                 "input_per_1k": price.input / 1000,

@@ -34,7 +34,7 @@ import anthropic
 import httpx2
 import openai
 
-from agentlab.errors import ModelError
+from agentlab.errors import InputError, ModelError
 from agentlab.faults.injector import FaultInjector
 from agentlab.llm.providers import AnthropicMessagesModel, OpenAIChatModel
 from agentlab.llm.replay.library import CassetteLibrary, cassette_dir
@@ -177,7 +177,8 @@ class LiveTransport(httpx2.AsyncBaseTransport):
 
 
 class SurfaceReplayMismatch:
-    """A ModelClient wrapper: a replay miss ends the run instead of passing for a provider error.
+    """A ModelClient wrapper: a replay miss (or a broken cassette) ends the run instead of passing for a
+    provider error.
 
     The anthropic SDK wraps any transport exception as a connection error (:class:`SeededAsyncAnthropic`
     at least stops it retrying a miss), which the agent would then treat as a flaky provider and route
@@ -198,12 +199,13 @@ class SurfaceReplayMismatch:
             raise
 
 
-def _replay_miss(err: BaseException) -> ReplayMismatch | None:
-    """The ReplayMismatch behind ``err``, if a replay miss is what it wraps."""
+def _replay_miss(err: BaseException) -> ReplayMismatch | InputError | None:
+    """The ReplayMismatch behind ``err``, if a replay miss is what it wraps — or the InputError, if the
+    cassette it would have been served from is broken (a truncated body): either ends the run."""
     seen: set[int] = set()
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ReplayMismatch):
+        if isinstance(cause, (ReplayMismatch, InputError)):
             return cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__

@@ -95,4 +95,18 @@ def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0, allow_block
     try:
         return loop.run_until_complete(coro)
     finally:
+        close_loop(loop)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Finish ``loop``'s async generators, then close it.
+
+    An SDK's server-sent-event stream is an async generator that can still be suspended when the
+    run's coroutine returns; closing the loop without ``shutdown_asyncgens`` leaves its ``aclose``
+    pending, and asyncio prints "Task was destroyed but it is pending!" when it is collected.
+    ``asyncio.run`` does the same clean-up; we run our own loops, so we do it here.
+    """
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
         loop.close()

@@ -61,7 +61,7 @@ from agentlab.sim.checkpoint import Checkpoint, RunCheckpoints
 from agentlab.sim.clock import Clock
 from agentlab.sim.grading import expected_state, repeated_effects, unauthorized_effects
 from agentlab.sim.inputs import load_cached
-from agentlab.sim.loop import RealTimeLoop, run_virtual
+from agentlab.sim.loop import RealTimeLoop, close_loop, run_virtual
 from agentlab.sim.rng import RngTree
 from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.events import EpisodeGraded, EpisodeStarted, RunResumed
@@ -159,7 +159,7 @@ def run_on_virtual_loop(
             try:
                 return loop.run_until_complete(make())
             finally:
-                loop.close()
+                close_loop(loop)
         return run_virtual(make(), start=start, allow_blocking=allow_blocking)
 
     try:
@@ -536,7 +536,9 @@ async def _run_episodes(
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_cached(load_policy, opts.policy) if opts.policy else None
     prices = load_cached(load_prices, prices_path(opts))
-    tiers = priced_tiers(tiers, prices, str(opts.tiers or "tiers.yaml"))
+    tiers = priced_tiers(
+        tiers, prices, str(opts.tiers or "tiers.yaml"), prices_source=str(prices_path(opts)), model_option=opts.model
+    )
     limits = BudgetLimits(
         session_usd=opts.budget_session_usd,
         user_day_usd=opts.budget_user_day_usd,

@@ -21,6 +21,7 @@ from anthropic.types import RawMessageStreamEvent
 
 from agentlab.errors import BadRequest, MalformedResponse, ModelConnectionError, ModelError, ModelTimeout
 from agentlab.llm.providers.common import (
+    StreamRequired,
     error_detail,
     root_cause,
     sdk_call,
@@ -224,8 +225,10 @@ def map_anthropic_error(err: anthropic.AnthropicError) -> ModelError:
 class AnthropicMessagesModel:
     """ModelClient for the Anthropic Messages API with native tool calling.
 
-    ``stream=True`` reads the server-sent events and assembles the same ModelResponse (the SDK
-    refuses a non-streamed call whose ``max_tokens`` could take over ten minutes).
+    ``stream=True`` reads the server-sent events and assembles the same ModelResponse. An unstreamed
+    call the SDK refuses to send (a ``max_tokens`` that could take over ten minutes: its ValueError,
+    before any request) is sent as a stream instead, as pydantic-ai does, so a large ``max_tokens``
+    never needs the caller to know the SDK's rule.
     ``metadata_headers=True`` sends ``request.metadata`` (scenario, episode) as ``x-agentlab-*``
     headers, for agentlab's own transports; off by default, never received by a real provider.
     The HTTP attempts the SDK made for a call (retries included) are on the response's ``attempts``
@@ -247,23 +250,41 @@ class AnthropicMessagesModel:
         return params
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        params = self._params(request, stream=self.stream)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        response, attempts = await sdk_call(
-            self,
-            PROVIDER,
-            lambda: self.client.messages.with_raw_response.create(**params),
-            lambda raw: self._read(raw, request.model),
-            anthropic.AnthropicError,
-            map_anthropic_error,
-        )
+        try:
+            response, attempts = await self._call(request, stream=self.stream)
+        except StreamRequired:
+            # The SDK refuses an unstreamed call whose max_tokens could outlast its 10-minute timeout.
+            # The caller wants an answer, not a transport: stream it and assemble the same response.
+            response, attempts = await self._call(request, stream=True)
         response.latency_s = loop.time() - started
         response.attempts = attempts
         return response
 
-    async def _read(self, raw: Any, model: str) -> ModelResponse:
-        if self.stream:
+    async def _call(self, request: ModelRequest, *, stream: bool) -> tuple[ModelResponse, int | None]:
+        params = self._params(request, stream=stream)
+
+        async def send() -> Any:
+            try:
+                return await self.client.messages.with_raw_response.create(**params)
+            except ValueError as err:
+                # Raised before any request is sent: the SDK's own check of an unstreamed call.
+                if stream:
+                    raise
+                raise StreamRequired(str(err)) from err
+
+        return await sdk_call(
+            self,
+            PROVIDER,
+            send,
+            lambda raw: self._read(raw, request.model, stream=stream),
+            anthropic.AnthropicError,
+            map_anthropic_error,
+        )
+
+    async def _read(self, raw: Any, model: str, *, stream: bool) -> ModelResponse:
+        if stream:
             assembler = MessageStreamAssembler(model)
             async with await raw.parse() as events:
                 async for event in events:

@@ -18,6 +18,7 @@ import pydantic
 from agentlab.errors import (
     AuthError,
     BadRequest,
+    InputError,
     MalformedResponse,
     ModelError,
     ModelTimeout,
@@ -25,6 +26,7 @@ from agentlab.errors import (
     Overloaded,
     ProviderServerError,
     RateLimited,
+    ReplayMismatch,
 )
 
 MAX_DETAIL_CHARS = 300
@@ -132,6 +134,18 @@ def root_cause(err: BaseException) -> str:
 T = TypeVar("T")
 
 
+class StreamRequired(Exception):
+    """The SDK refused to send a call unstreamed (before sending anything); the adapter resends it as a stream.
+
+    Only an adapter's ``send`` raises it, and :func:`sdk_call` lets it through to that adapter.
+    """
+
+
+# Not provider failures: a replay miss and a broken cassette end the run (the CLI's one line), and
+# StreamRequired is the adapter's own signal. Everything else becomes a ModelError.
+_PASS_THROUGH = (ReplayMismatch, InputError, StreamRequired)
+
+
 class CountsAttempts(Protocol):
     last_attempts: int | None
 
@@ -151,6 +165,7 @@ async def sdk_call(
     instead; ``owner.last_attempts`` is set either way (None if nothing was sent).
     """
     attempts: int | None = None
+    raw: Any = None
     try:
         raw = await send()
         attempts = raw.retries_taken + 1
@@ -164,5 +179,18 @@ async def sdk_call(
     except ModelError as err:  # the adapter's own, from ``read``: a 200 whose body is an error, or is empty
         with_attempts(err, attempts)
         raise
+    except _PASS_THROUGH:
+        raise
+    except Exception as err:
+        # Nothing else may leave an adapter: a shape the conversion did not expect (AttributeError,
+        # TypeError, KeyError …) is a malformed answer; an exception before any answer came (the SDK
+        # refusing its arguments) is a bad request. The original stays chained as the cause.
+        what = f"{type(err).__name__}: {err}".replace("\n", " ")
+        error: ModelError
+        if raw is None:
+            error = BadRequest(f"{provider}: the request could not be sent ({what})"[:MAX_DETAIL_CHARS])
+        else:
+            error = MalformedResponse(f"{provider}: unexpected response shape ({what})"[:MAX_DETAIL_CHARS])
+        raise with_attempts(error, attempts) from err
     finally:
         owner.last_attempts = attempts

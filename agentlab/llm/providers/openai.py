@@ -18,7 +18,14 @@ from typing import Any, Literal
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from agentlab.errors import BadRequest, MalformedResponse, ModelConnectionError, ModelError, ModelTimeout
+from agentlab.errors import (
+    BadRequest,
+    ContentFiltered,
+    MalformedResponse,
+    ModelConnectionError,
+    ModelError,
+    ModelTimeout,
+)
 from agentlab.llm.providers.common import (
     error_detail,
     root_cause,
@@ -136,8 +143,35 @@ def _tool_call(call: Any) -> ToolCall:
     return ToolCall(id=call.id, name=call.function.name, arguments=parse_arguments(raw), raw_arguments=raw)
 
 
+# The pre-tools ``function_call`` answer carries no id; the one call it holds gets this one.
+LEGACY_CALL_ID = "function_call"
+
+
+def _legacy_call(function_call: Any) -> ToolCall | None:
+    """OpenAI's pre-tools answer (``message.function_call``: name, arguments) as one ToolCall."""
+    name = getattr(function_call, "name", None)
+    if not name:
+        return None
+    raw = getattr(function_call, "arguments", None) or ""
+    return ToolCall(id=LEGACY_CALL_ID, name=name, arguments=parse_arguments(raw), raw_arguments=raw)
+
+
+def _filtered(choice: Any) -> ContentFiltered:
+    results = getattr(choice, "content_filter_results", None)  # Azure's extra field, when present
+    if not isinstance(results, dict):
+        results = {}
+    hit = sorted(k for k, v in results.items() if isinstance(v, dict) and v.get("filtered"))
+    detail = f" ({', '.join(hit)})" if hit else ""
+    return ContentFiltered(f"{PROVIDER}: finish_reason content_filter with no message: the answer was withheld{detail}")
+
+
 def from_openai_completion(completion: ChatCompletion, *, fallback_model: str = "") -> ModelResponse:
-    """A ChatCompletion → ModelResponse (first choice; a refusal's text becomes the answer text)."""
+    """A ChatCompletion → ModelResponse (first choice; a refusal's text becomes the answer text).
+
+    A choice with no message is Azure's content filter (``finish_reason: content_filter``):
+    :class:`ContentFiltered`; for any other reason the body is malformed. A legacy
+    ``function_call`` answer becomes one tool call.
+    """
     choices = getattr(completion, "choices", None)
     error = getattr(completion, "error", None)
     if isinstance(error, dict) and not choices:
@@ -148,10 +182,17 @@ def from_openai_completion(completion: ChatCompletion, *, fallback_model: str = 
     if not isinstance(completion, ChatCompletion) or not choices:
         raise MalformedResponse(f"{PROVIDER}: response has no choices")
     choice = choices[0]
-    message = choice.message
+    message = getattr(choice, "message", None)
+    finish = getattr(choice, "finish_reason", None)
+    if message is None:
+        if finish == "content_filter":
+            raise _filtered(choice)
+        raise MalformedResponse(f"{PROVIDER}: the first choice has no message (finish_reason {finish})")
     calls = tuple(_tool_call(c) for c in message.tool_calls or ())
+    if not calls and (legacy := _legacy_call(getattr(message, "function_call", None))) is not None:
+        calls = (legacy,)
     refusal = getattr(message, "refusal", None)
-    stop = "refusal" if refusal else _stop_reason(choice.finish_reason, bool(calls))
+    stop = "refusal" if refusal else _stop_reason(finish, bool(calls))
     return ModelResponse(
         model=getattr(completion, "model", None) or fallback_model,
         text=message.content or refusal or "",
@@ -165,7 +206,9 @@ class ChatStreamAssembler:
     """Folds ``chat.completion.chunk`` events into the ModelResponse a non-streamed call would give.
 
     Tool calls arrive as deltas keyed by ``index``: the id and name come once (some servers repeat
-    them, so they are set, not appended), the argument text is concatenated.
+    them, so they are set, not appended), the argument text is concatenated. A legacy
+    ``function_call`` delta is the one call at index 0. Chunks with no choices or a choice with no
+    ``delta`` (Azure's prompt and content filter annotations, openai-python#1677) add nothing.
     """
 
     def __init__(self, fallback_model: str = "") -> None:
@@ -181,12 +224,17 @@ class ChatStreamAssembler:
         if chunk.usage is not None:
             self.usage = _usage(chunk.usage)
         for choice in chunk.choices or ():
-            if choice.index != 0:
+            if getattr(choice, "index", 0) != 0:
                 continue
-            delta = choice.delta
+            finish = getattr(choice, "finish_reason", None)
+            if finish is not None:
+                self.finish = finish
+            delta = getattr(choice, "delta", None)
+            if delta is None:  # Azure: content-filter annotations only, nothing to add
+                continue
             if delta.content:
                 self.text.append(delta.content)
-            if delta.refusal:
+            if getattr(delta, "refusal", None):
                 self.refusal.append(delta.refusal)
             for d in delta.tool_calls or ():
                 slot = self.calls.setdefault(d.index, {"id": "", "name": "", "args": []})
@@ -195,8 +243,12 @@ class ChatStreamAssembler:
                     slot["name"] = slot["name"] or d.function.name or ""
                     if d.function.arguments:
                         slot["args"].append(d.function.arguments)
-            if choice.finish_reason is not None:
-                self.finish = choice.finish_reason
+            legacy = getattr(delta, "function_call", None)
+            if legacy is not None and not delta.tool_calls:  # the pre-tools answer: one call, no id
+                slot = self.calls.setdefault(0, {"id": LEGACY_CALL_ID, "name": "", "args": []})
+                slot["name"] = slot["name"] or legacy.name or ""
+                if legacy.arguments:
+                    slot["args"].append(legacy.arguments)
 
     def result(self) -> ModelResponse:
         calls = []

@@ -1,9 +1,13 @@
-"""Read recorded HTTP cassettes — stock vcrpy YAML and pydantic-ai's variant — into one shape.
+"""Read recorded HTTP cassettes — stock vcrpy YAML, its older httpx format, pydantic-ai's variant — into one shape.
 
-Two real formats exist (see shared/real-cassettes/SOURCES.md):
+Three real formats exist (see shared/real-cassettes/SOURCES.md):
 
 - stock vcrpy: ``request.body`` is the raw body string; ``response.body.string`` is the raw body,
   possibly ``!!binary`` gzip bytes with ``Content-Encoding: gzip`` kept; headers map to lists;
+- vcrpy's older httpx format (before vcrpy 4.2, still read by vcrpy): the response has
+  ``status_code``, ``http_version`` and ``content`` (the decoded text) instead of ``status`` and
+  ``body``; a ``content-encoding`` header may remain, which the replayer drops for a body that is
+  not compressed;
 - pydantic-ai: JSON bodies stored parsed under ``parsed_body``, header names lower-cased,
   ``content-encoding`` dropped; non-JSON bodies (server-sent events) stay under ``body.string``.
 
@@ -11,10 +15,14 @@ Both become :class:`Interaction` records holding the bytes that went over the wi
 is re-serialised as compact JSON), so the replayer never needs to know which format it read. The
 YAML goes through vcrpy's safe cassette loader, which refuses executable ``!!python`` tags.
 A malformed cassette raises :class:`~agentlab.errors.InputError`: one line, file and interaction.
+That includes a successful response whose body cannot be what was served — JSON that does not
+parse, an event stream cut off mid-event (:func:`body_problem`) — so a hand-edited or truncated
+cassette is named as such, not met later as a provider error or a request mismatch.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,12 +123,12 @@ def _interaction(file: str, i: int, raw: Any) -> Interaction:
     for part in ("request", "response"):
         if not isinstance(raw.get(part), Mapping):
             raise bad(f"missing '{part}'")
-    req, resp = raw["request"], raw["response"]
+    req, resp = raw["request"], _current_format(raw["response"])
     if not isinstance(req.get("method"), str) or not isinstance(req.get("uri"), str):
         raise bad("request needs 'method' and 'uri'")
     status = resp.get("status")
     code = status.get("code") if isinstance(status, Mapping) else None
-    if not isinstance(code, int):
+    if not isinstance(code, int) or isinstance(code, bool):
         raise bad("response needs 'status.code'")
     try:
         request = RecordedRequest(
@@ -137,7 +145,61 @@ def _interaction(file: str, i: int, raw: Any) -> Interaction:
         )
     except (TypeError, ValueError) as exc:
         raise bad(str(exc).replace("\n", " ")) from None
+    problem = body_problem(response) if 200 <= code < 300 else None
+    if problem is not None:
+        raise bad(f"truncated/undecodable body (response: {problem})")
     return Interaction(index=i, request=request, response=response)
+
+
+def _current_format(resp: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A response in vcrpy's older httpx format (``status_code``, ``content``) in the current shape."""
+    if "status_code" not in resp or "status" in resp:
+        return resp
+    return {
+        "status": {"code": resp["status_code"], "message": ""},
+        "headers": resp.get("headers"),
+        "body": {"string": resp.get("content")},
+    }
+
+
+def body_problem(response: RecordedResponse) -> str | None:
+    """Why a successful response's body cannot be what a provider sent (None: it can).
+
+    Checked by content type: a JSON body must parse (after gunzipping, if it is compressed); an event
+    stream must end with a complete event, and every event's ``data`` must be JSON (or ``[DONE]``).
+    Error statuses are left alone: a gateway's broken error page is something a provider really sends.
+    """
+    body = response.body
+    if body.startswith(b"\x1f\x8b"):
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError) as exc:
+            return f"gzip: {exc}"
+    kind = (response.header("content-type") or "").split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            return f"JSON: {exc}"
+        return None
+    if kind == "text/event-stream":
+        return _stream_problem(body.decode("utf-8", errors="replace"))
+    return None
+
+
+def _stream_problem(text: str) -> str | None:
+    text = text.replace("\r\n", "\n")
+    if text.strip() and not text.endswith("\n\n"):
+        return "event stream ends mid-event"
+    for n, event in enumerate(e for e in text.split("\n\n") if e.strip()):
+        data = "\n".join(line[5:].lstrip(" ") for line in event.split("\n") if line.startswith("data:"))
+        if not data or data == "[DONE]":
+            continue
+        try:
+            json.loads(data)
+        except ValueError as exc:
+            return f"event {n}: data is not JSON: {exc}"
+    return None
 
 
 def _headers(raw: Any) -> Headers:

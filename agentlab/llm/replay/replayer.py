@@ -81,10 +81,43 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
+def _text_blocks(value: Any) -> Any:
+    """A text ``content`` (or Anthropic ``system``) string as the one text block it stands for."""
+    return [{"type": "text", "text": value}] if isinstance(value, str) else value
+
+
+def _content(value: Any) -> Any:
+    """A turn's content in block form, an Anthropic ``tool_result`` block's own content included."""
+    blocks = _text_blocks(value)
+    if not isinstance(blocks, list):
+        return blocks
+    return [
+        {**b, "content": _text_blocks(b["content"])}
+        if isinstance(b, dict) and b.get("type") == "tool_result" and "content" in b
+        else b
+        for b in blocks
+    ]
+
+
+def _same_text_form(body: dict[str, Any]) -> dict[str, Any]:
+    """Both APIs take a turn's text as a string or as a list of text blocks (``{"type": "text",
+    "text": ...}``), and clients differ in which they send: compare them in the block form."""
+    out = dict(body)
+    if "system" in out:
+        out["system"] = _text_blocks(out["system"])
+    messages = out.get("messages")
+    if isinstance(messages, list):
+        out["messages"] = [
+            {**m, "content": _content(m["content"])} if isinstance(m, dict) and "content" in m else m for m in messages
+        ]
+    return out
+
+
 def normalized_body(body: bytes | str | None, keys: Sequence[str] = DEFAULT_BODY_KEYS) -> Any:
     """The parts of a JSON body that identify a call: key order, whitespace and ``null`` vs absent
-    are ignored (parsing does the first two; the SDKs disagree on ``"content": null``). A body that
-    is not a JSON object is compared as text."""
+    are ignored (parsing does the first two; the SDKs disagree on ``"content": null``), and a text
+    given as a string equals the one text block holding it. A body that is not a JSON object is
+    compared as text. Only matching uses this: recorded bytes are served and kept as they are."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     try:
@@ -93,7 +126,7 @@ def normalized_body(body: bytes | str | None, keys: Sequence[str] = DEFAULT_BODY
         return body
     if not isinstance(parsed, dict):
         return parsed
-    return {k: _drop_nulls(parsed[k]) for k in keys if parsed.get(k) is not None}
+    return _same_text_form({k: _drop_nulls(parsed[k]) for k in keys if parsed.get(k) is not None})
 
 
 def body_digest(body: bytes | str | None, keys: Sequence[str] = DEFAULT_BODY_KEYS) -> str:
