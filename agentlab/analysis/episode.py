@@ -129,6 +129,7 @@ def episode_view(run: Run, episode_id: str) -> EpisodeView:
         columns=["t", "call_id", "tool", "attempt", "ok", "latency_s", "cost_usd", "error_type", "error"]
     )
     tools = ends.merge(starts, on=["call_id", "attempt"], how="left")
+    tools["attempt"] = tools["attempt"].astype("Int64")
     tools["args"] = tools["args"].map(lambda a: _short(a, 120) if isinstance(a, dict) else "")
     tools = _cols(tools, ["t", "call_id", "tool", "attempt", "args", "ok", "latency_s", "cost_usd", "error_type"])
     timeline = pd.DataFrame(
@@ -152,7 +153,7 @@ def episode_view(run: Run, episode_id: str) -> EpisodeView:
         model_calls=_cols(
             ev[kind == "model_call"],
             ["t", "purpose", "tier", "attempt", "ok", "latency_s", "input_tokens", "output_tokens", "cost_usd"],
-        ),
+        ).astype({"attempt": "Int64", "input_tokens": "Int64", "output_tokens": "Int64"}),
         tool_calls=tools,
         faults=_cols(ev[kind == "fault_injected"], ["t", "fault_kind", "target_type", "target"]),
         breakers=_cols(ev[kind == "breaker_transition"], ["t", "breaker", "from_state", "to_state", "reason"]),
