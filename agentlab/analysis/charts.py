@@ -575,7 +575,9 @@ def pass_hat_k_chart(table: pd.DataFrame) -> Figure:
     ax.set_xlabel("k (tries of the same scenario that must all succeed)")
     ax.set_ylabel("pass^k (%)")
     ax.set_ylim(0, 105)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ks = [int(k) for k in table.index]
+    ax.set_xticks(ks)
+    ax.set_xlim(min(ks, default=1) - 0.5, max(ks, default=1) + 0.5)
     ax.set_title("pass^k against k")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize="small")

@@ -146,6 +146,11 @@ def _summary_rows(runs: dict[str, Run]) -> list[list[str]]:
 
 # Options that cannot change a run's figures (where it writes, the progress bar): never shown.
 _HIDDEN_OPTIONS = frozenset({"out", "progress"})
+# Options naming files: shown by file name (run.json holds the path as typed, or resolved, which says where the
+# run was started rather than what it ran).
+_FILE_OPTIONS = frozenset({"suite", "tiers", "policy", "prices", "approvals", "cassettes", "record"})
+# run.json records these resolved (the tier table found, the default tier): for one run, not "set" by anyone.
+_RESOLVED_OPTIONS = frozenset({"suite", "tiers", "tier"})
 
 
 def run_options(run: Run) -> dict[str, Any]:
@@ -161,6 +166,8 @@ def run_options(run: Run) -> dict[str, Any]:
         value = config.get(name, field.default)
         if name == "faults" and isinstance(value, dict):
             value = value.get("name") or "(unnamed plan)"
+        elif name in _FILE_OPTIONS and isinstance(value, str):
+            value = Path(value).name
         out[name] = value
     return out
 
@@ -190,7 +197,7 @@ def _option_rows(runs: dict[str, Run]) -> tuple[list[list[str]], str]:
             for v in values[1:]:
                 cells += [_option_text(name, v), "=" if v == values[0] else "differs"]
         else:
-            if values[0] == RunOptions.model_fields[name].default or name == "suite":
+            if values[0] == RunOptions.model_fields[name].default or name in _RESOLVED_OPTIONS:
                 continue
             cells = [_option_text(name, values[0])]
         rows.append([name, *cells])
