@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         default="approve",
         help="how the simulated approver answers ASK decisions (never: the deadline expires)",
     )
+    run.add_argument(
+        "--approvals",
+        metavar="FILE",
+        help="a person's decisions (YAML: episode, tool, args_digest, approve|deny); the rest go to --approver",
+    )
     run.add_argument("--no-guardrails", action="store_true", help="turn off input/tool-output/output screening")
     run.add_argument(
         "--no-gate", action="store_true", help="let every call through (to measure what the gate prevents)"
@@ -315,6 +320,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         durable_worlds=args.durable_worlds,
         policy=args.policy,
         approver=args.approver,
+        approvals=args.approvals,
         guardrails=not args.no_guardrails,
         gate=not args.no_gate,
         routing=args.routing,

@@ -60,13 +60,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_chart_renders(report: Path) -> None:
     html = report.read_text()
     expected = html.count('src="data:image/png;base64,')
-    assert expected >= 2  # the category chart and at least one breaker timeline
+    # categories, pass^k, resilience on/off, costs, latency, faults, and at least one breaker timeline
+    assert expected >= 7
     dom = chromium("--dump-dom", report.as_uri()).stdout
     found = re.search(r'data-images="(\d+)/(\d+)"', dom)
     assert found, "the page's image self-check did not run"
     assert (int(found.group(1)), int(found.group(2))) == (expected, expected)
     assert f"All {expected} charts rendered." in dom
-    assert "Δ (resilience-off − resilience-on)" in dom
+    assert "Δ resilience-off − resilience-on" in dom
+    for anchor in ("options", "pass-k", "resilience", "costs", "latency", "faults", "breakers", "worst"):
+        assert f'id="{anchor}"' in dom, anchor
 
 
 def test_the_page_is_not_blank(report: Path, tmp_path: Path) -> None:

@@ -547,3 +547,189 @@ def approvals_chart(table: pd.DataFrame, *, title: str = "") -> Figure:
         fig.suptitle(title)
     _legend_below(fig, ax_o, fig.get_figheight())
     return fig
+
+
+# --- the report's comparisons: pass^k, resilience on/off, latency, faults -----------------------------------
+
+
+def pass_hat_k_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """pass^k (tau-bench) for k = 1 .. the run's epochs, one column per run, from each run's episodes."""
+    from agentlab.analysis.summary import pass_hat_k
+
+    columns = {}
+    for name, run in runs.items():
+        eps = run.episodes
+        k_max = int(eps.groupby("scenario_id").size().min()) if len(eps) else 0
+        columns[name] = pd.Series({int(k): v for k, v in pass_hat_k(eps, k_max).items()}, dtype=float)
+    table = pd.DataFrame(columns).sort_index()
+    table.index.name = "k"
+    return table
+
+
+def pass_hat_k_chart(table: pd.DataFrame) -> Figure:
+    """pass^k (%) against k, one line per run: how fast reliability falls when every one of k tries must pass."""
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    for name in table.columns:
+        series = table[name].dropna()
+        ax.plot(series.index, series * 100, marker="o", label=name)
+    ax.set_xlabel("k (tries of the same scenario that must all succeed)")
+    ax.set_ylabel("pass^k (%)")
+    ax.set_ylim(0, 105)
+    ks = [int(k) for k in table.index]
+    ax.set_xticks(ks)
+    ax.set_xlim(min(ks, default=1) - 0.5, max(ks, default=1) + 0.5)
+    ax.set_title("pass^k against k")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def outcome_table(runs: Mapping[str, Run], labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Per run: episodes, success (%), total cost and cost per episode (USD), from the episodes; ``labels`` adds
+    a column saying what distinguishes the run (e.g. 'resilience on')."""
+    rows = {}
+    for name, run in runs.items():
+        eps = run.episodes
+        n = len(eps)
+        rows[name] = {
+            "episodes": n,
+            "success_%": 100.0 * float(eps["success"].mean()) if n else 0.0,
+            "total_cost_usd": float(eps["cost_usd"].sum()),
+            "cost_per_episode_usd": float(eps["cost_usd"].mean()) if n else 0.0,
+        }
+        if labels is not None:
+            rows[name]["label"] = labels[name]
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def success_and_cost_chart(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Two panels, one bar per run (coloured by its ``label``): success rate (%) and cost per episode (USD)."""
+    names = list(table.index)
+    labels = list(table["label"]) if "label" in table else names
+    palette = ["#59a14f", "#e15759", "#4e79a7", "#f28e2b", "#b07aa1"]
+    colour_of = {lab: palette[i % len(palette)] for i, lab in enumerate(dict.fromkeys(labels))}
+    colours = [colour_of[lab] for lab in labels]
+    fig, (ax_s, ax_c) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2.2), sharey=True)
+    ax_s.barh(names, table["success_%"], color=colours)
+    for y, v in enumerate(table["success_%"]):
+        ax_s.text(v, y, f" {v:.1f} %", va="center", fontsize="small")
+    ax_s.set_xlim(0, 120)
+    ax_s.set_xticks([0, 25, 50, 75, 100])
+    ax_s.set_xlabel("episodes succeeded (%)")
+    ax_s.set_title("Success rate")
+    ax_c.barh(names, table["cost_per_episode_usd"], color=colours)
+    for y, v in enumerate(table["cost_per_episode_usd"]):
+        ax_c.text(v, y, f" ${v:.4f}", va="center", fontsize="small")
+    top = float(table["cost_per_episode_usd"].max()) if len(table) else 0.0
+    ax_c.set_xlim(0, top * 1.3 if top > 0 else 1.0)
+    ax_c.xaxis.set_major_locator(MaxNLocator(4))
+    ax_c.xaxis.set_major_formatter(StrMethodFormatter("${x:,.4f}"))
+    ax_c.set_xlabel("mean cost per episode (USD)")
+    ax_c.set_title("Cost per episode")
+    ax_s.invert_yaxis()
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        [Patch(color=c) for c in colour_of.values()],
+        list(colour_of),
+        loc="lower center",
+        ncols=len(colour_of),
+        fontsize="small",
+        frameon=False,
+    )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.42 / fig.get_figheight(), 1, 1))
+    return fig
+
+
+LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+
+
+def latency_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """p50 / p90 / p99 of model-call and tool-call latency (simulated seconds), per run, from the ``latency_s`` of
+    ``model_call`` and ``tool_call_end`` events (every attempt, failed ones included). Rows: (run, call kind)."""
+    rows = []
+    for name, run in runs.items():
+        ev = run.events
+        for label, kind in (("model calls", "model_call"), ("tool calls", "tool_call_end")):
+            sel = ev[ev["kind"] == kind] if "kind" in ev else ev.iloc[0:0]
+            lat = sel["latency_s"].astype(float) if "latency_s" in sel else pd.Series(dtype=float)
+            row = {"run": name, "calls": label, "count": len(lat)}
+            for q in LATENCY_QUANTILES:
+                row[f"p{round(q * 100)}"] = float(lat.quantile(q)) if len(lat) else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["run", "calls"])
+
+
+def latency_chart(table: pd.DataFrame) -> Figure:
+    """Two panels (model calls, tool calls): p50 / p90 / p99 latency in simulated seconds, one group per run."""
+    runs = list(dict.fromkeys(table.index.get_level_values("run")))
+    cols = [f"p{round(q * 100)}" for q in LATENCY_QUANTILES]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(runs) * len(cols) / 2 + 2.2), sharey=True)
+    height = 0.8 / len(cols)
+    for ax, calls in zip(axes, ("model calls", "tool calls"), strict=True):
+        for i, col in enumerate(cols):
+            values = [float(table.loc[(r, calls), col]) if (r, calls) in table.index else 0.0 for r in runs]
+            ys = [j + i * height for j in range(len(runs))]
+            bars = ax.barh(ys, [0.0 if pd.isna(v) else v for v in values], height=height, label=col)
+            ax.bar_label(bars, labels=[f"{v:.3f}" if not pd.isna(v) else "" for v in values], padding=2, fontsize=7)
+        top = float(table[cols].xs(calls, level="calls").max().max()) if len(table) else 0.0
+        ax.set_xlim(0, top * 1.25 if top > 0 else 1.0)
+        ax.set_xlabel("latency (simulated s)")
+        ax.set_title(f"{calls.capitalize()}: latency percentiles")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks([j + height * (len(cols) - 1) / 2 for j in range(len(runs))], runs)
+    axes[0].invert_yaxis()
+    _legend_below(fig, axes[1], fig.get_figheight())
+    return fig
+
+
+def faults_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """Faults injected, counted by (kind, target), one column per run, from the ``fault_injected`` events."""
+    columns = {}
+    for name, run in runs.items():
+        ev = run.events
+        sel = ev[ev["kind"] == "fault_injected"] if "kind" in ev else ev.iloc[0:0]
+        columns[name] = sel.groupby(["fault_kind", "target"]).size() if len(sel) else pd.Series(dtype=int)
+    table = pd.DataFrame(columns).fillna(0).astype(int)
+    if len(table):
+        table = table.sort_index()
+        table.index.names = ["kind", "target"]
+    return table
+
+
+def faults_chart(table: pd.DataFrame) -> Figure:
+    """Faults injected per run, stacked by kind, with the count per target beside each bar (count)."""
+    by_kind = table.groupby(level="kind").sum()
+    runs = list(table.columns)
+    fig, (ax_k, ax_t) = plt.subplots(1, 2, figsize=(11, 0.5 * len(runs) + 2.4))
+    left = pd.Series(0.0, index=runs)
+    for kind, values in by_kind.iterrows():
+        ax_k.barh(runs, values.reindex(runs), left=left, label=str(kind))
+        left = left + values.reindex(runs)
+    for y, v in enumerate(left):
+        ax_k.text(v, y, f" {int(v)}", va="center", fontsize="small")
+    ax_k.set_xlim(0, float(left.max()) * 1.7 if float(left.max()) > 0 else 1.0)  # room for the legend
+    ax_k.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_k.set_xlabel("faults injected (count)")
+    ax_k.set_title("Faults injected by kind")
+    ax_k.invert_yaxis()
+    ax_k.legend(loc="lower right", fontsize="small")
+    by_target = table.groupby(level="target").sum()
+    targets = list(by_target.index)
+    height = 0.8 / max(len(runs), 1)
+    for i, name in enumerate(runs):
+        ys = [j + i * height for j in range(len(targets))]
+        bars = ax_t.barh(ys, by_target[name], height=height, label=name)
+        ax_t.bar_label(bars, padding=2, fontsize="x-small")
+    ax_t.set_yticks([j + height * (len(runs) - 1) / 2 for j in range(len(targets))], targets)
+    ax_t.invert_yaxis()
+    ax_t.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_t.set_xlabel("faults injected (count)")
+    ax_t.set_title("Faults injected by target")
+    if len(runs) > 1:
+        ax_t.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig

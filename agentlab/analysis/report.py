@@ -15,6 +15,8 @@ from typing import Any
 
 import jinja2
 import matplotlib.pyplot as plt
+import orjson
+import pandas as pd
 from matplotlib.figure import Figure
 
 import agentlab
@@ -25,105 +27,198 @@ from agentlab.analysis.charts import (
     category_table,
     cost_breakdown,
     cost_by,
+    faults_chart,
+    faults_table,
+    latency_chart,
+    latency_table,
+    outcome_table,
+    pass_hat_k_chart,
+    pass_hat_k_table,
     success_and_cost_by_category,
+    success_and_cost_chart,
 )
+from agentlab.analysis.episode import episode_html, episode_view
+from agentlab.analysis.format import fmt_count, fmt_delta, fmt_pct, fmt_seconds, fmt_usd
 from agentlab.analysis.frames import Run, load_run
 from agentlab.errors import InputError
 
+# (label, summary key, format): every figure in the summary table, in one of the formats of analysis/format.py.
 SUMMARY_ROWS = [
-    ("suite", "suite"),
-    ("strategy", "strategy"),
-    ("tier", "tier"),
-    ("routing policy", "routing"),
-    ("seed", "seed"),
-    ("episodes", "episodes"),
-    ("success rate", "success_rate"),
-    ("pass^k (highest k)", "pass_hat_k"),
-    ("total cost (USD)", "total_cost_usd"),
-    ("cost per success (USD)", "cost_per_success"),
-    ("model calls", "llm_calls"),
-    ("tool calls", "tool_calls"),
-    ("tool failures", "tool_failures"),
-    ("fault plan", "faults"),
-    ("faults injected", "faults_total"),
-    ("retries", "retries"),
-    ("breaker opens", "breaker_opens"),
-    ("degraded episodes", "degraded_episodes"),
-    ("rollbacks", "rollbacks"),
-    ("duplicate side effects", "duplicate_side_effects"),
-    ("cascade hit rate", "cascade_hit_rate"),
-    ("unauthorized tool calls", "unauthorized_tool_calls"),
-    ("simulated time (s)", "sim_seconds"),
+    ("suite", "suite", "text"),
+    ("strategy", "strategy", "text"),
+    ("tier", "tier", "text"),
+    ("routing policy", "routing", "text"),
+    ("seed", "seed", "text"),
+    ("episodes", "episodes", "count"),
+    ("success rate", "success_rate", "pct"),
+    ("pass^k (highest k)", "pass_hat_k", "pct"),
+    ("total cost", "total_cost_usd", "usd"),
+    ("cost per success", "cost_per_success", "usd"),
+    ("model calls", "llm_calls", "count"),
+    ("tool calls", "tool_calls", "count"),
+    ("tool failures", "tool_failures", "count"),
+    ("fault plan", "faults", "text"),
+    ("faults injected", "faults_total", "count"),
+    ("retries", "retries", "count"),
+    ("breaker opens", "breaker_opens", "count"),
+    ("degraded episodes", "degraded_episodes", "count"),
+    ("rollbacks", "rollbacks", "count"),
+    ("duplicate side effects", "duplicate_side_effects", "count"),
+    ("cascade hit rate", "cascade_hit_rate", "pct"),
+    ("unauthorized tool calls", "unauthorized_tool_calls", "count"),
+    ("simulated time", "sim_seconds", "seconds"),
 ]
+
+_FORMAT = {"pct": fmt_pct, "usd": fmt_usd, "seconds": fmt_seconds, "count": fmt_count}
 
 
 def _png(fig: Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})  # no version stamp: same runs, same bytes
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _fmt(key: str, value: Any) -> str:
-    if isinstance(value, dict):
-        if key == "pass_hat_k" and value:
-            k = max(value, key=int)
-            return f"{value[k]:.3f} (k={k})"
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
-    if isinstance(value, float):
-        return f"{value:.1%}" if key == "success_rate" else f"{value:.4f}"
-    return "—" if value is None else str(value)
+def _value(key: str, value: Any) -> Any:
+    """The number a summary row shows: pass^k at its highest k; anything else as it is."""
+    if key == "pass_hat_k" and isinstance(value, dict):
+        return value[max(value, key=int)] if value else None
+    return value
+
+
+def _fmt(key: str, kind: str, value: Any) -> str:
+    value = _value(key, value)
+    if value is None:
+        return "—"
+    if kind in _FORMAT and isinstance(value, int | float) and not isinstance(value, bool):
+        return _FORMAT[kind](value)
+    return str(value)
+
+
+def _delta(key: str, kind: str, first: Any, other: Any) -> str:
+    first, other = _value(key, first), _value(key, other)
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (first, other))
+    if not numeric or kind == "text":
+        return "=" if first == other else "differs"
+    return fmt_delta(kind, other - first)
 
 
 def _figures(run: Run) -> dict[str, Any]:
+    """The summary's figures, recomputed from the run's trace where the summary table shows them."""
     s = dict(run.summary)
-    s["faults_total"] = sum((s.get("faults_injected") or {}).values())
+    ev, eps = run.events, run.episodes
+    kind = ev["kind"] if "kind" in ev else pd.Series(dtype=str)
+    n = len(eps)
+    cost = float(eps["cost_usd"].sum())
+    successes = int(eps["success"].sum())
+    s.update(
+        episodes=n,
+        success_rate=successes / n if n else None,
+        total_cost_usd=cost,
+        cost_per_success=cost / successes if successes else None,
+        llm_calls=int((kind == "model_call").sum()),
+        tool_calls=int((kind == "tool_call_end").sum()),
+        faults_total=int((kind == "fault_injected").sum()),
+        retries=int((kind == "retry").sum()),
+        sim_seconds=float(ev["t"].max() - ev["t"].min()) if len(ev) else 0.0,
+    )
     return s
 
 
-def _delta(key: str, first: Any, last: Any) -> str:
-    if key == "pass_hat_k" and isinstance(first, dict) and isinstance(last, dict) and first and last:
-        k = max(first, key=int)
-        first, last = first.get(k), last.get(k)
-    if (
-        isinstance(first, bool)
-        or isinstance(last, bool)
-        or not isinstance(first, int | float)
-        or not isinstance(last, int | float)
-    ):
-        return "" if first == last else "differs"
-    diff = last - first
-    if diff == 0:
-        return "="
-    if key in ("success_rate", "pass_hat_k"):
-        return f"{diff * 100:+.1f} pts"
-    return f"{diff:+.4f}" if isinstance(diff, float) else f"{diff:+d}"
+def _columns(names: list[str]) -> list[str]:
+    """The table's header: each run, and after every run but the first its Δ against the first."""
+    out = [names[0]]
+    for name in names[1:]:
+        out += [name, f"Δ {name} − {names[0]}"]
+    return out
 
 
 def _summary_rows(runs: dict[str, Run]) -> list[list[str]]:
     figures = [_figures(run) for run in runs.values()]
     rows = []
-    for label, key in SUMMARY_ROWS:
-        cells = [_fmt(key, f.get(key)) for f in figures]
-        if len(figures) > 1:
-            cells.append(_delta(key, figures[0].get(key), figures[-1].get(key)))
+    for label, key, kind in SUMMARY_ROWS:
+        cells = [_fmt(key, kind, figures[0].get(key))]
+        for f in figures[1:]:
+            cells += [_fmt(key, kind, f.get(key)), _delta(key, kind, figures[0].get(key), f.get(key))]
         rows.append([label, *cells])
     return rows
 
 
+# Options that cannot change a run's figures (where it writes, the progress bar): never shown.
+_HIDDEN_OPTIONS = frozenset({"out", "progress"})
+# Options naming files: shown by file name (run.json holds the path as typed, or resolved, which says where the
+# run was started rather than what it ran).
+_FILE_OPTIONS = frozenset({"suite", "tiers", "policy", "prices", "approvals", "cassettes", "record"})
+# run.json records these resolved (the tier table found, the default tier): for one run, not "set" by anyone.
+_RESOLVED_OPTIONS = frozenset({"suite", "tiers", "tier"})
+
+
+def run_options(run: Run) -> dict[str, Any]:
+    """Every RunOptions field of a run, from its ``run.json`` (defaults for fields an older run.json lacks)."""
+    from agentlab.sim.runner import RunOptions
+
+    path = Path(run.path) / "run.json"
+    config = orjson.loads(path.read_bytes()) if path.exists() else {}
+    out: dict[str, Any] = {}
+    for name, field in RunOptions.model_fields.items():
+        if name in _HIDDEN_OPTIONS:
+            continue
+        value = config.get(name, field.default)
+        if name == "faults" and isinstance(value, dict):
+            value = value.get("name") or "(unnamed plan)"
+        elif name in _FILE_OPTIONS and isinstance(value, str):
+            value = Path(value).name
+        out[name] = value
+    return out
+
+
+def _option_text(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def _option_rows(runs: dict[str, Run]) -> tuple[list[list[str]], str]:
+    """One row per option that differs between the runs (one run: per option set away from its default)."""
+    from agentlab.sim.runner import RunOptions
+
+    options = [run_options(run) for run in runs.values()]
+    rows = []
+    for name in options[0]:
+        values = [o.get(name) for o in options]
+        if len(options) > 1:
+            if all(v == values[0] for v in values):
+                continue
+            cells = [_option_text(name, values[0])]
+            for v in values[1:]:
+                cells += [_option_text(name, v), "=" if v == values[0] else "differs"]
+        else:
+            if values[0] == RunOptions.model_fields[name].default or name in _RESOLVED_OPTIONS:
+                continue
+            cells = [_option_text(name, values[0])]
+        rows.append([name, *cells])
+    note = "Options that differ between the runs" if len(options) > 1 else "Options set away from their defaults"
+    return rows, note
+
+
 def _worst(run: Run, limit: int = 5) -> list[dict[str, Any]]:
-    failed = run.episodes[~run.episodes["success"]].sort_values(["cost_usd"], ascending=False).head(limit)
-    graded = run.events[run.events["kind"] == "episode_graded"].set_index("episode_id")
+    """The failed episodes, costliest first: request, tool calls and answer, with the full timeline folded."""
+    failed = run.episodes[~run.episodes["success"]].sort_values(["cost_usd", "episode_id"], ascending=[False, True])
     out = []
-    for _, row in failed.iterrows():
-        reasons = graded.loc[row["episode_id"], "reasons"]
-        trace = run.trace(row["episode_id"])
+    for _, row in failed.head(limit).iterrows():
+        view = episode_view(run, row["episode_id"])
         out.append(
             {
                 "episode_id": row["episode_id"],
                 "status": row["status"],
-                "reasons": "; ".join(reasons) if isinstance(reasons, list) else str(reasons),
-                "trace_html": trace.to_html(index=False, na_rep="", classes="trace", border=0),
+                "reasons": "; ".join(view.reasons),
+                "cost": fmt_usd(view.cost_usd),
+                "summary_html": episode_html(view, timeline=False),
+                "trace_html": episode_html(view, timeline=True),
             }
         )
     return out
@@ -158,15 +253,86 @@ def _cascade(runs: dict[str, Run]) -> dict[str, Any] | None:
         return None
     orders = {name: tier_order(run) for name, run in routed.items()}
     tables = {name: cascade_by_category(run, orders[name], total=True) for name, run in routed.items()}
-    longest = max(orders.values(), key=len)
     return {
         "chart": _png(cascade_chart(tables)),
-        "costs": _png(cost_breakdown(cost_by(routed, "tier", longest), cost_by(routed, "tool"))),
         "cheapest": {name: order[0] for name, order in orders.items()},
         "tables": {
             name: table.rename(columns=_CASCADE_COLUMNS).round(3).to_html(border=0, na_rep="—")
             for name, table in tables.items()
         },
+    }
+
+
+def _html(df: pd.DataFrame, formats: dict[str, Any], *, index: bool = True) -> str:
+    """A DataFrame as an HTML table, each column in its format (columns not named keep their own)."""
+    df = df.copy()
+    for col in df.columns:
+        f = formats.get(col)
+        if f is not None:
+            df[col] = df[col].map(f)
+    return df.to_html(border=0, na_rep="—", index=index)
+
+
+def _resilience(runs: dict[str, Run]) -> dict[str, Any] | None:
+    """Success and cost with the resilience layer on and off, when the compared runs differ in it (else None)."""
+    flags = {name: run_options(run)["resilience"] for name, run in runs.items()}
+    if len(set(flags.values())) < 2:
+        return None
+    labels = {name: f"resilience {'on' if on else 'off'}" for name, on in flags.items()}
+    table = outcome_table(runs, labels)
+    shown = table.rename(
+        columns={
+            "label": "resilience",
+            "success_%": "success",
+            "total_cost_usd": "total cost",
+            "cost_per_episode_usd": "cost per episode",
+        }
+    )[["resilience", "episodes", "success", "total cost", "cost per episode"]]
+    return {
+        "chart": _png(success_and_cost_chart(table, title="Success and cost with the resilience layer on and off")),
+        "table": _html(
+            shown,
+            {
+                "episodes": fmt_count,
+                "success": lambda v: fmt_pct(v / 100),
+                "total cost": fmt_usd,
+                "cost per episode": fmt_usd,
+            },
+        ),
+    }
+
+
+def _costs(runs: dict[str, Run]) -> dict[str, Any]:
+    orders = [tier_order(run) for run in runs.values()]
+    longest = max(orders, key=len) if orders else []
+    by_tier, by_tool = cost_by(runs, "tier", longest or None), cost_by(runs, "tool")
+    usd = dict.fromkeys(runs, fmt_usd)
+    return {
+        "chart": _png(cost_breakdown(by_tier, by_tool)),
+        "by_tier": _html(by_tier, usd),
+        "by_tool": _html(by_tool[(by_tool > 0).any(axis=1)], usd),
+    }
+
+
+def _latency(runs: dict[str, Run]) -> dict[str, Any]:
+    table = latency_table(runs)
+    formats = {"count": fmt_count, **{c: fmt_seconds for c in table.columns if c.startswith("p")}}
+    return {"chart": _png(latency_chart(table)), "table": _html(table, formats)}
+
+
+def _faults(runs: dict[str, Run]) -> dict[str, Any] | None:
+    table = faults_table(runs)
+    if table.empty:
+        return None
+    return {"chart": _png(faults_chart(table)), "table": _html(table, dict.fromkeys(runs, fmt_count))}
+
+
+def _pass_k(runs: dict[str, Run]) -> dict[str, Any]:
+    table = pass_hat_k_table(runs)
+    return {
+        "chart": _png(pass_hat_k_chart(table)),
+        "table": _html(table, dict.fromkeys(runs, fmt_pct)),
+        "k_max": int(table.index.max()) if len(table) else 0,
     }
 
 
@@ -190,16 +356,33 @@ def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str
         for name, r in runs.items()
         if "kind" in r.events and (r.events["kind"] == "breaker_transition").any()
     }
+    option_rows, option_note = _option_rows(runs)
+    category_formats = {"episodes": fmt_count, "success_%": lambda v: fmt_pct(v / 100), "mean_cost_usd": fmt_usd}
     return env.get_template("report.html.j2").render(
         title=title or "agentlab report: " + ", ".join(runs),
         version=agentlab.__version__,
         run_names=names,
-        delta_header=f"Δ ({names[-1]} − {names[0]})" if len(names) > 1 else None,
+        columns=_columns(names),
         summary_rows=_summary_rows(runs),
+        option_rows=option_rows,
+        option_note=option_note,
         chart=chart,
+        pass_k=_pass_k(runs),
+        resilience=_resilience(runs),
+        costs=_costs(runs),
+        latency=_latency(runs),
+        faults=_faults(runs),
         timelines=timelines,
         cascade=_cascade(runs),
-        categories={name: category_table(r.episodes).round(4).to_html(border=0) for name, r in runs.items()},
+        categories={
+            name: _html(
+                category_table(r.episodes).rename(columns={"mean_tool_calls": "mean tool calls"}),
+                {**category_formats, "mean tool calls": lambda v: f"{v:.2f}"},
+            )
+            .replace(">success_%<", ">success<")
+            .replace(">mean_cost_usd<", ">mean cost<")
+            for name, r in runs.items()
+        },
         worst={name: _worst(r) for name, r in runs.items()},
         escape=html.escape,
     )

@@ -24,6 +24,7 @@ class ApprovalRequest:
     args: dict[str, Any]
     reason: str
     call_id: str = ""
+    episode_id: str = ""  # which request it belongs to: a decision table (components/decisions.py) is keyed by it
 
 
 class Approver(Protocol):
@@ -63,7 +64,12 @@ class ApprovalQueue:
     async def submit(self, request: ApprovalRequest, trace: Any) -> Outcome:
         trace.emit(
             ApprovalRequested(
-                tool=request.tool, call_id=request.call_id, reason=request.reason, deadline_s=self.deadline_s
+                tool=request.tool,
+                call_id=request.call_id,
+                reason=request.reason,
+                deadline_s=self.deadline_s,
+                user_id=request.user_id,
+                args=request.args,
             )
         )
         try:

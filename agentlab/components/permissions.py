@@ -146,7 +146,8 @@ class PermissionsGate:
         self._record(user_id, spec, args, call_id, trace, effect, reason)
         if effect != "ask":
             return _ALLOW if effect == "allow" else Decision(False, reason)
-        request = ApprovalRequest(user_id, spec.name, redact(args, spec.redact) or {}, reason, call_id)
+        shown = redact(args, spec.redact) or {}
+        request = ApprovalRequest(user_id, spec.name, shown, reason, call_id, trace.episode_id)
         outcome = await self.approvals.submit(request, trace)
         if outcome != "approved":
             self._refused.setdefault(trace.episode_id, {})[action] = outcome  # type: ignore[index]  # set above

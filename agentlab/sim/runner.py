@@ -34,10 +34,11 @@ import agentlab
 from agentlab.agent import AgentSystem
 from agentlab.analysis.frames import read_events
 from agentlab.analysis.summary import summarize
-from agentlab.components.approvals import ApprovalQueue, SimulatedApprover
+from agentlab.components.approvals import ApprovalQueue, Approver, SimulatedApprover
 from agentlab.components.audit import AuditLog
 from agentlab.components.budgets import BudgetLedger, BudgetLimits
 from agentlab.components.cost import CostController
+from agentlab.components.decisions import TableApprover, load_decisions
 from agentlab.components.evaluator import Evaluator
 from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
@@ -102,6 +103,9 @@ class RunOptions(BaseModel):
     # (off only to measure what it prevents).
     policy: str | None = None
     approver: Literal["approve", "deny", "never"] = "approve"
+    # A person's decisions, YAML (agentlab.components.decisions): requests it covers are answered from it,
+    # the rest by ``approver``.
+    approvals: str | None = None
     guardrails: bool = True
     gate: bool = True
     # Budgets beyond each scenario's per-request budget (USD; None: no limit), on the simulated calendar.
@@ -224,7 +228,7 @@ def prepare_run_dir(path: Path) -> None:
 # and whether the in-flight world is kept on disk (a durable run's trace equals an in-memory one's).
 NON_SEMANTIC = frozenset({"out", "progress", "record", "cassettes", "durable_worlds"})
 # Options naming files: the id hashes their contents instead of their paths.
-FILE_OPTIONS = frozenset({"suite", "tiers", "faults", "policy", "prices"})
+FILE_OPTIONS = frozenset({"suite", "tiers", "faults", "policy", "prices", "approvals"})
 
 
 def _digest(path: str | Path | None) -> str | None:
@@ -255,6 +259,8 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, pl
             "tier": tier,
             "faults": plan.model_dump(mode="json") if plan else None,
             "policy": _digest(opts.policy),
+            # Only a run with a decision table carries the key: other runs' ids are as before.
+            **({"approvals": _digest(opts.approvals)} if opts.approvals else {}),
             "prices": _digest(prices),
             "record_mode": opts.record_mode if opts.record else None,
             "version": agentlab.__version__,
@@ -264,6 +270,14 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, pl
         option=orjson.OPT_SORT_KEYS,
     )
     return "run-" + hashlib.sha256(key).hexdigest()[:12]
+
+
+def approver_for(opts: RunOptions) -> Approver:
+    """The simulated approver, answering from the run's decision table first when it has one."""
+    fallback = SimulatedApprover(opts.approver)
+    if not opts.approvals:
+        return fallback
+    return TableApprover(load_cached(load_decisions, opts.approvals), fallback)
 
 
 def build_model(suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
@@ -327,6 +341,8 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
     if isinstance(plan, Fault):
         plan = FaultPlan(faults=(plan,))
     opts = validate_backend(opts, suite, plan)  # a missing API key stops here: nothing is written yet
+    if opts.approvals:  # a bad decision table stops here too
+        load_cached(load_decisions, opts.approvals)
     tiers = backend_tiers(tiers, opts)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
     return PlannedRun(opts, registry, suite, tiers, tiers_path, tier, plan, run_id)
@@ -551,7 +567,7 @@ async def _run_episodes(
         registry,
         policy=policy,
         constraints=SUPPORT_CONSTRAINTS if policy else None,
-        approvals=ApprovalQueue(SimulatedApprover(opts.approver)),
+        approvals=ApprovalQueue(approver_for(opts)),
         audit=audit,
     )
     agent = AgentSystem(

@@ -246,10 +246,15 @@ class GuardrailTriggered(Event, tag="guardrail"):
 
 
 class ApprovalRequested(Event, tag="approval_requested"):
+    """What a person is asked to approve: who asked, which tool with which (redacted) arguments, and why — the
+    trace alone shows what is pending (agentlab.components.decisions.pending_approvals)."""
+
     tool: str
     call_id: str
     reason: str
     deadline_s: float
+    user_id: str = ""
+    args: dict[str, Any] | None = None
 
 
 class ApprovalDecided(Event, tag="approval_decided"):
