@@ -268,7 +268,7 @@ def cells(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
 
 
 # Options naming files: resolved against the spec's folder like the suites.
-_FILE_OPTIONS = frozenset({"tiers", "policy", "prices", "cassettes", "record"})
+_FILE_OPTIONS = frozenset({"tiers", "policy", "prices", "approvals", "cassettes", "record"})
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
