@@ -55,8 +55,8 @@ class InProcess:
 class ProcessPool:
     """A local pool of ``workers`` processes (default: the machine's cores).
 
-    Workers are forked where the platform can (Linux): they start in milliseconds with the parent's
-    imports and loaded inputs, instead of importing pandas and the SDKs again.
+    Workers are forked where that is safe (Linux, outside a Jupyter kernel: :func:`start_method`): they start
+    in milliseconds with the parent's imports and loaded inputs, instead of importing pandas and the SDKs again.
     """
 
     name = "processes"
@@ -70,8 +70,7 @@ class ProcessPool:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ProcessPool:
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(start_method()))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -83,6 +82,15 @@ class ProcessPool:
         assert self._pool is not None, "use the pool inside `with`"
         pending: set[Future[R]] = {self._pool.submit(fn, task) for task in tasks}
         yield from _as_completed(pending)
+
+
+def start_method() -> str:
+    """``fork`` where it is safe and fast (Linux, a plain process); ``forkserver`` inside a Jupyter kernel, whose
+    ZeroMQ threads a forked child would inherit mid-message (a child's output can land in the notebook's next
+    cell); ``spawn`` elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return "spawn"
+    return "forkserver" if "ipykernel" in sys.modules else "fork"
 
 
 def _as_completed(pending: set[Any]) -> Iterator[Any]:

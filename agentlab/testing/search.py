@@ -16,7 +16,6 @@ failure as it always has — shrinking is sequential by nature, so it stays on o
 from __future__ import annotations
 
 import multiprocessing
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from agentlab.sweeps.executors import start_method
 from agentlab.testing.case import ChaosCase
 from agentlab.testing.harness import CaseResult, ChaosHarness, InvariantViolated
 from agentlab.testing.mutants import mutant as apply_mutant
@@ -79,6 +79,8 @@ def search(
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if mutant is not None and start_method() != "fork":
+        workers = 1  # a mutant patches this process; only forked workers would carry the patch
     if workers > 1 and seed is None:
         import random
 
@@ -145,8 +147,9 @@ def _check_on_pool(
     by_key = {case.model_dump_json(): case for case in cases}
     results: dict[str, CaseResult] = {}
     first_failure = len(keys)
-    # Forked workers inherit the parent's imports, loaded suites and an active mutant.
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # Forked workers inherit the parent's imports, loaded suites and an active mutant (search() keeps a mutant
+    # search on one process where workers would not be forked).
+    context = multiprocessing.get_context(start_method())
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         pending: dict[Future[CaseResult], int] = {
             pool.submit(_check_case, by_key[key], cross_run): i for i, key in enumerate(keys)
