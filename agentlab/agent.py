@@ -674,27 +674,29 @@ class AgentSystem:
 
         decision = self.gate.admit(user)
         if not decision.allowed:
-            trace.emit(RequestRefused(user_id=user.id, reason=decision.reason))
-            return self._respond(trace, request, budget, "refused", f"I can't take this request: {decision.reason}.", 0)
+            return self._refuse(trace, request, budget, "refused", "admission", decision.reason)
         # Priced at the cheapest tier: any call may run there (cascade routing starts there; a call that does
         # not fit its tier is downgraded), so only a budget no tier can serve is refused up front.
         if not self.cost.admit(budget, self.tiers[self.tiers.order[0]], self.max_tokens, trace):
             reason = f"its budget of ${budget.limit_usd:.4f} is below the cost of a single model call"
-            trace.emit(RequestRefused(user_id=user.id, reason=reason))
-            return self._respond(trace, request, budget, "budget_exhausted", f"I can't take this request: {reason}.", 0)
+            return self._refuse(trace, request, budget, "budget_exhausted", "budget", reason)
+        if not request.text.strip():  # nothing to do, and nothing worth a model call or a memory row
+            return self._refuse(trace, request, budget, "refused", "empty", "the request is empty", remember=False)
         if self.guardrails is not None and self.guardrails.screen_input(request.text, trace).flagged:
             reason = "the request looks like an attempt to override the agent's instructions"
-            trace.emit(RequestRefused(user_id=user.id, reason=reason))
-            return self._respond(trace, request, budget, "refused", f"I can't take this request: {reason}.", 0)
+            # Never remembered: stored, it would be pasted into this user's every later prompt (memory poisoning).
+            return self._refuse(trace, request, budget, "refused", "guardrail", reason, remember=False)
         trace.emit(RequestAdmitted(user_id=user.id, role=user.role, budget_usd=budget.limit_usd))
 
         memories = self.memory.load(user.id, request.session_id)
-        trace.emit(MemoryLoaded(user_id=user.id, session_id=request.session_id, items=len(memories)))
+        recalled = [f"- {m.role}: {m.content[:200]}" for m in memories]
+        if self.guardrails is not None and recalled:  # defence in depth: stored text is screened again on its way in
+            keep = self.guardrails.screen_memory(recalled, "memory_load", trace)
+            recalled = [line for line, ok in zip(recalled, keep, strict=True) if ok]
+        trace.emit(MemoryLoaded(user_id=user.id, session_id=request.session_id, items=len(recalled)))
         system = self.system_prompt
-        if memories:
-            system += "\n\nEarlier in your conversations with this user:\n" + "\n".join(
-                f"- {m.role}: {m.content[:200]}" for m in memories
-            )
+        if recalled:
+            system += "\n\nEarlier in your conversations with this user:\n" + "\n".join(recalled)
         messages = [Message(role="system", content=system), Message(role="user", content=request.text)]
         episode = Episode(self, request, trace, budget, self.gate.visible_tools(user), messages, env)
 
@@ -727,17 +729,45 @@ class AgentSystem:
             text = f"{text} {note}".strip()
         return self._respond(trace, request, budget, status, text, episode.turns)
 
+    def _refuse(
+        self,
+        trace: EpisodeTrace,
+        request: AgentRequest,
+        budget: RequestBudget,
+        status: str,
+        stage: str,
+        reason: str,
+        *,
+        remember: bool = True,
+    ) -> AgentResponse:
+        """Refuse a request before it runs: a ``request_refused`` event, an audit row, and the answer."""
+        trace.emit(RequestRefused(user_id=request.user.id, reason=reason))
+        if self.gate.audit is not None:
+            self.gate.audit.request(trace.now(), trace.episode_id, request.user.id, stage, reason)
+        text = f"I can't take this request: {reason}."
+        return self._respond(trace, request, budget, status, text, 0, remember=remember)
+
     def _respond(
-        self, trace: EpisodeTrace, request: AgentRequest, budget: RequestBudget, status: str, text: str, turns: int
+        self,
+        trace: EpisodeTrace,
+        request: AgentRequest,
+        budget: RequestBudget,
+        status: str,
+        text: str,
+        turns: int,
+        *,
+        remember: bool = True,
     ) -> AgentResponse:
         if budget.ledger is not None and budget.keys is not None:
             budget.ledger.end_request(budget.keys)
         self.gate.end_request(trace.episode_id)
         if self.guardrails is not None:
             text = self.guardrails.redact_output(text, trace)
-        saved = self.memory.save(
-            request.user.id, request.session_id, self.clock.now(), [("user", request.text), ("assistant", text)]
-        )
+        items = [("user", request.text), ("assistant", text)] if remember else []
+        if self.guardrails is not None and items:  # a request refused before its screen may still carry an injection
+            keep = self.guardrails.screen_memory([content for _, content in items], "memory_store", trace)
+            items = [item for item, ok in zip(items, keep, strict=True) if ok]
+        saved = self.memory.save(request.user.id, request.session_id, self.clock.now(), items) if items else 0
         trace.emit(MemorySaved(user_id=request.user.id, session_id=request.session_id, items=saved))
         trace.emit(FinalResponse(status=status, text=text, turns=turns))
         return AgentResponse(status=status, text=text, turns=turns, cost_usd=budget.spent_usd)

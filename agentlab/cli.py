@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import orjson
 
-from agentlab.errors import InputError, ReplayMismatch
+from agentlab.errors import InputError, InputWarning, ReplayMismatch
 
 if TYPE_CHECKING:
     from agentlab.sim.runner import RunOptions
@@ -174,8 +175,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    """An :class:`InputWarning` is one line, as an error is; any other warning is shown the usual way."""
+    if issubclass(category, InputWarning):
+        print(f"agentlab: warning: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         if args.command == "run":
             return _run_with_mutant(args)

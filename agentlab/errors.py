@@ -23,6 +23,17 @@ class InputError(Exception):
         return (type(self), (self.file, self.place, self.problem))
 
 
+class InputWarning(UserWarning):
+    """Input that is probably a mistake but may be meant (``file: place: problem``): one line, the run goes on.
+
+    Raised with :func:`warnings.warn`; the CLI prints it as ``agentlab: warning: FILE: PLACE: PROBLEM``.
+    """
+
+    def __init__(self, file: str, place: str, problem: str) -> None:
+        self.file, self.place, self.problem = file, place, problem
+        super().__init__(f"{file}: {place}: {problem}" if place else f"{file}: {problem}")
+
+
 class AgentError(Exception):
     """Base of every error the agent handles at run time.
 

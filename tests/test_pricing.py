@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -14,10 +15,13 @@ from agentlab.llm.types import Usage
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = load_prices(ROOT / "fixtures/prices.yaml")
-CASSETTES = ROOT.parent / "shared" / "real-cassettes"
+# Real recorded traffic, beside the checkout or where AGENTLAB_REAL_CASSETTES says (a user's clone has none).
+CASSETTES = Path(os.environ.get("AGENTLAB_REAL_CASSETTES") or ROOT.parent / "shared" / "real-cassettes")
 
 
 def test_every_model_in_the_real_cassettes_has_a_price() -> None:
+    if not CASSETTES.is_dir():
+        pytest.skip(f"the real-cassette corpus {CASSETTES} is absent (AGENTLAB_REAL_CASSETTES)")
     names = set()
     for path in CASSETTES.rglob("*.yaml"):
         names |= set(re.findall(r'"model":\s*"([^"]+)"|\bmodel: ([\w./:-]+)', path.read_text()))

@@ -9,6 +9,7 @@ endpoint reaches exactly the outcomes of the in-process simulated model.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from agentlab.sim.loop import run_virtual
 from agentlab.sim.runner import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "real-cassettes"
+# Real recorded traffic, beside the checkout or where AGENTLAB_REAL_CASSETTES says (a user's clone has none).
+REAL = Path(os.environ.get("AGENTLAB_REAL_CASSETTES") or ROOT.parent / "shared" / "real-cassettes")
 SUITE = str(ROOT / "fixtures" / "suites" / "support.yaml")
 TIERS = load_tiers(ROOT / "fixtures" / "tiers.yaml")
 SUBSET = ["lookup-001", "refund-cond-001", "refund-cond-005", "multi-002", "inject-001", "perm-001", "ambiguous-001"]
@@ -39,12 +41,18 @@ def run(coro: Any) -> Any:
     return run_virtual(coro, allow_blocking=True)  # the SDKs detect the platform in a worker thread
 
 
+def real_cassette(name: str) -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"the real-cassette corpus {REAL} is absent (AGENTLAB_REAL_CASSETTES)")
+    return REAL / name
+
+
 def real_json(name: str, index: int = 0) -> Any:
-    return json.loads(load_cassette(REAL / name)[index].response.body)
+    return json.loads(load_cassette(real_cassette(name))[index].response.body)
 
 
 def real_sse(name: str, index: int = 0) -> bytes:
-    return load_cassette(REAL / name)[index].response.body
+    return load_cassette(real_cassette(name))[index].response.body
 
 
 def assert_has_shape(ours: Any, real: Any, where: str = "$") -> None:

@@ -1,4 +1,4 @@
-"""The audit log: one row for every permission decision and every tool execution, in SQLite.
+"""The audit log: one row for every permission decision, every tool execution and every refused request, in SQLite.
 
 It is written by the agent as it decides (the gate's checks, the sandbox's executions), not
 reconstructed from the trace afterwards, so it is an independent record a reviewer can reconcile
@@ -38,11 +38,12 @@ SELECT
     s.run_id AS run_id,
     s.episode_id AS episode_id,
     json_extract(r.value, '$[1]') AS user_id,
-    json_extract(r.value, '$[2]') AS kind,          -- 'permission' | 'execution'
-    json_extract(r.value, '$[3]') AS tool,
+    json_extract(r.value, '$[2]') AS kind,          -- 'permission' | 'execution' | 'request'
+    json_extract(r.value, '$[3]') AS tool,          -- NULL on a 'request' row
     json_extract(r.value, '$[4]') AS call_id,
-    json_extract(r.value, '$[5]') AS decision,      -- permission: allow | deny | ask | approved | rejected | expired
-    json_extract(r.value, '$[6]') AS reason,
+    json_extract(r.value, '$[5]') AS decision,      -- permission: allow | deny | ask | approved | rejected | expired;
+                                                    -- request: refused
+    json_extract(r.value, '$[6]') AS reason,        -- request: '<admission|budget|guardrail|empty>: why'
     json_extract(r.value, '$[7]') AS args,          -- JSON, redacted fields masked
     json_extract(r.value, '$[8]') AS outcome,       -- execution: ok | error type
     json_extract(r.value, '$[9]') AS attempt
@@ -60,8 +61,8 @@ def redact(args: dict[str, Any] | None, fields: frozenset[str] | set[str]) -> di
 
 
 class AuditLog:
-    """Append-only: :meth:`permission` and :meth:`execution` record a decision; rows are committed every
-    ``batch`` decisions, on :meth:`flush` (a checkpoint) and on :meth:`close`."""
+    """Append-only: :meth:`permission`, :meth:`execution` and :meth:`request` record a decision; rows are
+    committed every ``batch`` decisions, on :meth:`flush` (a checkpoint) and on :meth:`close`."""
 
     def __init__(self, path: str | Path = ":memory:", *, run_id: str = "", batch: int = 256) -> None:
         self.path = str(path)
@@ -107,6 +108,11 @@ class AuditLog:
         args: dict[str, Any] | None,
     ) -> None:
         self._add(episode_id, (t, user_id, "execution", tool, call_id, None, None, args, outcome, attempt))
+
+    def request(self, t: float, episode_id: str, user_id: str, stage: str, reason: str) -> None:
+        """A request refused before it ran (``stage``: admission, budget, guardrail or empty): a reviewer sees
+        every refusal in the log, not only the refused tool calls."""
+        self._add(episode_id, (t, user_id, "request", None, None, "refused", f"{stage}: {reason}", None, None, None))
 
     def _add(self, episode_id: str, record: tuple[Any, ...]) -> None:
         # Serialised now, not at commit: the log holds the arguments as they were when the decision was made.

@@ -5,6 +5,10 @@
 * **Tool output** — results are screened for *indirect* injection (instructions planted in an
   order note, a web page, a knowledge-base article) before the model reads them; a planted
   instruction is cut out and replaced by a marker, so the model sees the data but not the order.
+* **Memory** — what the Memory Manager stores and what it loads into a prompt is screened too: a request
+  refused as an injection is never stored, and stored text that would be flagged (written before this
+  screen, or by another writer) is never pasted into a system prompt (defence in depth against memory
+  poisoning: an instruction planted once must not ride along in every later prompt of that user).
 * **Output** — the final answer is redacted: card numbers (Luhn-checked) and US social security
   numbers always; emails and phone numbers only if configured (a support agent legitimately tells
   an employee a customer's email, so that is a policy choice, not a default).
@@ -148,6 +152,28 @@ class Guardrails:
             )
         )
         return cleaned
+
+    # --- memory --------------------------------------------------------------------------------
+
+    def screen_memory(self, texts: list[str], stage: str, trace: Any) -> list[bool]:
+        """Which of ``texts`` may be stored (``stage`` ``memory_store``) or pasted into a prompt (``memory_load``).
+
+        Flagged texts are dropped, with one ``guardrail`` event for all of them; clean text costs one classify.
+        """
+        if not self.config.screen_input:
+            return [True] * len(texts)
+        keep = [not self.classifier.classify(text).flagged for text in texts]
+        dropped = keep.count(False)
+        if dropped:
+            trace.emit(
+                GuardrailTriggered(
+                    stage=stage,
+                    category="prompt_injection",
+                    action="drop",
+                    reason=f"{dropped} memory item(s) with injection pattern(s)",
+                )
+            )
+        return keep
 
     # --- output --------------------------------------------------------------------------------
 

@@ -9,14 +9,15 @@ only touch their own orders. Policies load from YAML (``fixtures/policies/*.yaml
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from agentlab.errors import InputError
+from agentlab.errors import InputError, InputWarning
 
 Effect = Literal["allow", "deny", "ask"]
 
@@ -39,7 +40,8 @@ class Policy(BaseModel):
 
     rules: tuple[Rule, ...] = ()
     default: Literal["allow", "deny"] = "deny"
-    approval_limit_usd: float | None = 100.0
+    # A negative limit would send every refund, however small, to a human: a typo, refused at load.
+    approval_limit_usd: float | None = Field(default=100.0, ge=0)
 
     def model_post_init(self, context: Any) -> None:
         object.__setattr__(self, "_decisions", {})
@@ -110,6 +112,27 @@ SUPPORT_CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "lookup_order": (own_orders_only,),
     "update_address": (own_orders_only,),
 }
+
+
+# Roles the constraints above give a meaning of their own, whether or not a suite declares them.
+CONSTRAINT_ROLES = frozenset({"customer"})
+
+
+def check_policy(policy: Policy, file: str, tools: Iterable[str], roles: Iterable[str]) -> None:
+    """A rule whose tool pattern matches no tool is an error; one whose role matches no known role, a warning.
+
+    Tools come from the registry, the same for every suite, so a tool matching nothing is a typo that turns an
+    allow into the default deny (or the reverse). Roles come from the suite (``roles``, plus
+    :data:`CONSTRAINT_ROLES`): one policy may serve suites with different roles, so an unknown role is only
+    a one-line warning: it is probably a typo, but it may be meant for another suite.
+    """
+    tools, known = list(tools), sorted({*roles, *CONSTRAINT_ROLES})
+    for i, rule in enumerate(policy.rules):
+        if not any(fnmatchcase(tool, rule.tool) for tool in tools):
+            raise InputError(file, f"rules[{i}].tool", f"{rule.tool!r} matches no tool (tools: {', '.join(tools)})")
+        if not any(fnmatchcase(role, rule.role) for role in known):
+            problem = f"{rule.role!r} matches no role of this suite: the rule never applies (roles: {', '.join(known)})"
+            warnings.warn(InputWarning(file, f"rules[{i}].role", problem), stacklevel=2)
 
 
 def load_policy(path: str | Path) -> Policy:

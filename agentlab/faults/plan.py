@@ -27,6 +27,7 @@ bodies, so the SDK's own retries and back-off run (:mod:`agentlab.faults.http`):
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
@@ -398,6 +399,42 @@ def every_nth(n: int) -> Schedule:
 
 def burst(start_s: float, count: int) -> Schedule:
     return Schedule(burst=Burst(start_s=start_s, count=count))
+
+
+def check_targets(
+    plan: FaultPlan, file: str, tools: Iterable[str], tiers: Iterable[tuple[str, str]], providers: Iterable[str]
+) -> None:
+    """Every target pattern must match something the run has: a tool, a tier (or its model), a provider.
+
+    A pattern that matches nothing is a typo (``lookup_ordr``) that would make the run measure no faults
+    while it says it injected some, so it is an error, not a warning. ``tiers``: (name, model) pairs.
+    """
+    tools, tiers, providers = list(tools), list(tiers), list(providers)
+
+    def any_tool(p: str) -> bool:
+        return any(Target(tools=(p,)).matches_tool(name) for name in tools)
+
+    def any_tier(p: str) -> bool:
+        return any(Target(models=(p,)).matches_model(name, model) for name, model in tiers)
+
+    def any_provider(p: str) -> bool:  # the provider, or the model a tier sends in the request body
+        target = Target(providers=(p,))
+        return any(target.matches_provider(x) for x in providers) or any(
+            target.matches_provider("", model) for _, model in tiers
+        )
+
+    for i, fault in enumerate(plan.faults):
+        place = f"faults[{i}]{f' ({fault.id})' if fault.id else ''}.target"
+        for key, patterns, matches, known in (
+            ("tools", fault.target.tools, any_tool, tools),
+            ("models", fault.target.models, any_tier, [name for name, _ in tiers]),
+            ("providers", fault.target.providers, any_provider, providers),
+        ):
+            for j, pattern in enumerate(patterns):
+                if not matches(pattern):
+                    raise InputError(
+                        file, f"{place}.{key}[{j}]", f"{pattern!r} matches no {key[:-1]} ({key}: {', '.join(known)})"
+                    )
 
 
 def load_fault_plan(path: str | Path) -> FaultPlan:

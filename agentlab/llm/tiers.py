@@ -72,6 +72,17 @@ class TierProfile(BaseModel):
     injection_susceptibility: float = Field(default=0.3, ge=0, le=1)
     error_modes: ErrorModes = ErrorModes()
 
+    @model_validator(mode="after")
+    def _errors_possible(self) -> TierProfile:
+        # A wrong step picks its kind of mistake by these weights: with every weight 0 the choice silently falls
+        # to the last one (hallucinated_success), which is never what a profile with p_correct < 1 meant.
+        if self.p_correct < 1 and not any(self.error_modes.model_dump().values()):
+            raise ValueError(
+                f"error_modes: every weight is 0, but p_correct {self.p_correct:g} < 1 makes mistakes happen: "
+                "give at least one error mode a positive weight (or set p_correct to 1)"
+            )
+        return self
+
     def price(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
         # Each rate read once: an attribute read on a pydantic model goes through its __getattr__ hook
         # (~0.05 µs), and this runs twice per model call.

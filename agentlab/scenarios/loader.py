@@ -26,6 +26,8 @@ def read_yaml(path: Path) -> Any:
         raise InputError(str(path), "", "file not found") from None
     except OSError as exc:
         raise InputError(str(path), "", exc.strerror or str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"byte {exc.start}", "not UTF-8 text") from None
     try:
         # libyaml's C parser when the wheel has it (every manylinux wheel does): ten times faster than
         # the pure-Python one, which matters when a chaos sweep loads a suite per process.
@@ -33,7 +35,11 @@ def read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(str(path), where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        # A reader error (a control character) has no problem, and its str() runs over several lines.
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.reader.ReaderError):
+            where = f"character {exc.position + 1}"
+        raise InputError(str(path), where, f"not valid YAML: {problem}") from None
 
 
 def _place(raw: Any, loc: tuple[Any, ...]) -> str:
@@ -72,6 +78,8 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
     raw, sources = _read_suite(path, seen=())
     spec: SuiteFile = validate_as(SuiteFile, raw, file)
 
+    if "\x00" in spec.world:  # the OS refuses such a name with a ValueError, not an OSError
+        raise InputError(file, "world", "not a valid path: it holds a NUL character")
     world_path = (path.parent / spec.world).resolve()
     world_raw = read_yaml(world_path)
     world: WorldSpec = validate_as(WorldSpec, world_raw or {}, str(Path(spec.world)))
@@ -122,6 +130,8 @@ def _read_suite(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], lis
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw, [path]
+    if "\x00" in str(base_name):
+        raise InputError(str(path), "extends", "not a valid path: it holds a NUL character")
     base_path = (path.parent / str(base_name)).resolve()
     if base_path in seen or base_path == path.resolve():
         raise InputError(str(path), "extends", f"{base_name} extends itself")

@@ -44,12 +44,12 @@ from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.permissions import OpenGate, PermissionsGate
-from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, load_policy
+from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, check_policy, load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import POLICIES
 from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
-from agentlab.faults.plan import Fault, FaultPlan, load_fault_plan
+from agentlab.faults.plan import Fault, FaultPlan, check_targets, load_fault_plan
 from agentlab.faults.transports import instrument
 from agentlab.llm.pricing import load_prices, priced_tiers
 from agentlab.llm.sim import SimulatedModel
@@ -344,6 +344,7 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
     if opts.approvals:  # a bad decision table stops here too
         load_cached(load_decisions, opts.approvals)
     tiers = backend_tiers(tiers, opts)
+    check_inputs(opts, plan, suite, tiers, registry)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
     return PlannedRun(opts, registry, suite, tiers, tiers_path, tier, plan, run_id)
 
@@ -405,6 +406,19 @@ def run_suite(
     return _execute_run(
         suite, tiers, tier, opts, registry, plan, run_id, run_dir, None, resumed=False, summarize_run=summarize_run
     )
+
+
+def check_inputs(
+    opts: RunOptions, plan: FaultPlan | None, suite: Suite, tiers: TierTable, registry: ToolRegistry
+) -> None:
+    """Typos that would silently make a run measure something else: a fault target or a policy rule that
+    matches nothing the run has (errors), a policy rule for a role the suite does not know (a warning)."""
+    tools = [spec.name for spec in registry]
+    if plan:
+        file = opts.faults if isinstance(opts.faults, str) else f"fault plan {plan.name}"
+        check_targets(plan, file, tools, [(name, tiers[name].model) for name in tiers.order], ("openai", "anthropic"))
+    if opts.policy:
+        check_policy(load_cached(load_policy, opts.policy), opts.policy, tools, suite.roles)
 
 
 def _execute_run(

@@ -238,9 +238,9 @@ class RunResumed(Event, tag="run_resumed"):
 
 
 class GuardrailTriggered(Event, tag="guardrail"):
-    stage: str  # input | tool_output | output
+    stage: str  # input | tool_output | output | memory_store | memory_load
     category: str
-    action: str  # refuse | neutralise | redact
+    action: str  # refuse | neutralise | redact | drop
     reason: str
     call_id: str | None = None
 
