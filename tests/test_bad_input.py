@@ -283,11 +283,15 @@ def test_report_to_a_directory(tmp_path: Path, finished: Path, capsys: pytest.Ca
     assert list(target.iterdir()) == [] and not (tmp_path / "reports.tmp").exists()
 
 
-@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="no /dev/full")
-def test_report_onto_a_device_is_refused_not_replaced(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = cli(capsys, "report", str(finished), "-o", "/dev/full")
-    assert_one_line(code, err, "/dev/full", "not a regular file")
-    assert Path("/dev/full").is_char_device()
+def test_report_onto_a_special_file_is_refused_not_replaced(
+    tmp_path: Path, finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device or a pipe as ``-o`` (say /dev/full): the atomic rename would replace it with a regular file."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, err = cli(capsys, "report", str(finished), "-o", str(fifo))
+    assert_one_line(code, err, str(fifo), "not a regular file")
+    assert fifo.is_fifo() and not Path(f"{fifo}.tmp").exists()
 
 
 def test_report_on_a_full_disk_leaves_no_tmp_and_keeps_the_old_report(
