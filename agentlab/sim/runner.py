@@ -42,7 +42,7 @@ from types import SimpleNamespace
 from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import agentlab
 from agentlab.agent import AgentSystem
@@ -291,10 +291,16 @@ def resume_options(run_dir: str | Path) -> RunOptions:
         raise InputError(str(run_dir), "--resume", "not an agentlab run directory (no run.json)")
     if (run_dir / "summary.json").exists():
         raise InputError(str(run_dir), "--resume", "this run already finished (summary.json exists)")
-    config = orjson.loads(marker.read_bytes())
-    fields = {k: config[k] for k in RunOptions.model_fields if k in config and k != "faults"}
-    faults = FaultPlan.model_validate(config["faults"]) if config.get("faults") else None
-    return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False})
+    try:
+        config = orjson.loads(marker.read_bytes())
+        fields = {k: config[k] for k in RunOptions.model_fields if k in config and k != "faults"}
+        faults = FaultPlan.model_validate(config["faults"]) if config.get("faults") else None
+        return RunOptions(
+            **{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False}
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
+        problem = f"missing {exc}" if isinstance(exc, KeyError) else "not a run.json agentlab wrote"
+        raise InputError(str(marker), "--resume", f"cannot resume from it ({problem})") from None
 
 
 def run_suite(
