@@ -21,7 +21,8 @@ What ``--resume`` gives back (tests/test_resume.py checks each): ``events.jsonl`
 uninterrupted run's except for the ``run_resumed`` lines and the ``seq`` numbers after each (shifted by one per
 ``run_resumed``); the same audit rows (``audit.sqlite``), the same world ledger of every episode (the
 ``effects`` of ``episode_graded``), the same grades, and the same ``summary.json`` but for ``wall_seconds`` and
-``resumed_episodes``.
+``resumed_episodes`` (the episodes a kill interrupted: see :func:`_episode_was_in_flight`). README.md,
+"Resuming a run", says the same for users.
 """
 
 from __future__ import annotations
