@@ -41,6 +41,7 @@ from agentlab.components.permissions import PermissionsGate
 from agentlab.components.policy import SUPPORT_CONSTRAINTS, load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import Cascade
+from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan, load_fault_plan
 from agentlab.faults.presets import transient
@@ -233,6 +234,12 @@ def run_suite_bench(suite: str, episodes: int, out: Path) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise InputError("--episodes", "", f"must be at least 1 (got {args.episodes})")
+    if args.calls < 1:
+        raise InputError("--calls", "", f"must be at least 1 (got {args.calls})")
+    if not 0.0 <= args.fault_rate <= 1.0:  # also refuses NaN
+        raise InputError("--fault-rate", "", f"must be a share of calls from 0 to 1 (got {args.fault_rate})")
     if args.workload == "replay":  # the SDK stack replaying cassettes: see agentlab/bench_replay.py
         from agentlab.bench_replay import main_replay
         from agentlab.scenarios.loader import load_suite

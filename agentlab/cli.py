@@ -1,7 +1,8 @@
 """The ``agentlab`` command line.
 
 Bad input never produces a traceback: it is one line, ``agentlab: error: FILE: PLACE: PROBLEM``,
-and exit code 2.
+and exit code 2. So is an I/O error (a full or read-only disk: the path and the problem). Ctrl-C is one
+line too (for ``agentlab run``, how to ``--resume`` the run), exit code 130.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agentlab.errors import InputError, InputWarning, ReplayMismatch
+from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
 
 if TYPE_CHECKING:
     from agentlab.sim.runner import RunOptions
@@ -47,8 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--record-mode",
         choices=["record", "record-missing"],
-        default="record",
-        help="with --record: re-record everything (default), or replay what DIR has and record the rest",
+        help="with --record: re-record everything (default: record), or replay what DIR has and record the rest",
     )
     run.add_argument("--model", help="live providers: the model to call, e.g. gpt-4o-mini (every tier calls it)")
     run.add_argument(
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--resume", metavar="DIR", help="continue a killed run from its last checkpoint")
+    run.add_argument("--force", action="store_true", help="replace a finished run at --out (kept without it)")
     run.add_argument(
         "--durable-worlds",
         action="store_true",
@@ -210,18 +212,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"agentlab: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        if (Path(str(exc.run_dir)) / "run.json").exists():
+            hint = f"the run in {exc.run_dir} is unfinished; continue it with: agentlab run --resume {exc.run_dir}"
+        else:
+            hint = f"nothing was run; {exc.run_dir} holds no run to resume"
+        print(f"agentlab: interrupted: {hint}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("agentlab: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stdout = None  # type: ignore[assignment]
         return 0
     except ReplayMismatch as exc:  # a replayed run asked for a request its cassettes do not hold
         print(f"agentlab: error: replay: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # writing a report or an export: a full or read-only disk, a directory as the file
+        print(f"agentlab: error: {exc.filename or args.command}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 1
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import pandas as pd
 
     from agentlab.components.audit import AuditLog
@@ -233,7 +246,10 @@ def _audit(args: argparse.Namespace) -> int:
         )
     log = AuditLog(path)
     rows = log.rows(**({"episode_id": args.episode} if args.episode else {}))
+    known = {row["episode_id"] for row in log.rows()} if args.episode and not rows else set()
     log.close()
+    if args.episode and not rows and args.episode not in known | _traced_episodes(Path(args.run_dir)):
+        raise InputError(str(args.run_dir), "--episode", f"no episode {args.episode!r} in this run")
     frame = pd.DataFrame(rows)
     if args.format == "csv":
         print(frame.to_csv(index=False), end="")
@@ -243,6 +259,20 @@ def _audit(args: argparse.Namespace) -> int:
     else:
         print(frame.drop(columns=["run_id"], errors="ignore").to_string(index=False) if rows else "(no rows)")
     return 0
+
+
+def _traced_episodes(run_dir: Path) -> set[str]:
+    """The episode ids in a run's trace (finished or not): an episode may have no audit rows at all."""
+    for name in ("events.jsonl", "events.jsonl.partial"):
+        trace = run_dir / name
+        if trace.exists():
+            ids = set()
+            with open(trace, "rb") as fh:
+                for line in fh:
+                    if line.startswith(b'{"kind":"episode_started"'):
+                        ids.add(str(orjson.loads(line)["episode_id"]))
+            return ids
+    return set()
 
 
 def _run_with_mutant(args: argparse.Namespace) -> int:
@@ -275,6 +305,10 @@ def _check(run_dir: object) -> int:
 def _chaos(args: argparse.Namespace) -> int:
     from agentlab.testing.search import search
 
+    if args.examples < 1:
+        raise InputError("--examples", "", f"must be at least 1 (got {args.examples})")
+    if args.max_faults < 1:
+        raise InputError("--max-faults", "", f"must be at least 1 (got {args.max_faults})")
     if args.workers < 1:
         raise InputError("--workers", "", f"must be at least 1 (got {args.workers})")
     bar = None
@@ -305,7 +339,15 @@ def _sweep(args: argparse.Namespace) -> int:
     from agentlab.sweeps import executor_for, run_sweep
 
     executor = executor_for(workers=args.workers, in_process=args.in_process, dask=args.dask)
-    result = run_sweep(args.spec, out=args.out, executor=executor, force=args.force, progress=not args.quiet)
+    try:
+        result = run_sweep(args.spec, out=args.out, executor=executor, force=args.force, progress=not args.quiet)
+    except (KeyboardInterrupt, RunInterrupted):
+        print(
+            "agentlab: interrupted: the sweep is unfinished; run the same command again to continue it "
+            "(finished cells are kept)",
+            file=sys.stderr,
+        )
+        return 130
     print(
         f"{result.sweep_dir}: {len(result.frame)} cells ({result.cells_run} run, {result.cells_kept} kept), "
         f"{result.episodes_run} episodes in {result.wall_seconds:.2f}s ({result.episodes_per_second:.0f} episodes/s) "
@@ -314,8 +356,32 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# RunOptions fields whose flag is not ``--`` + the field's name with dashes.
+_FLAGS = {
+    "suite": "SUITE",
+    "budget_session_usd": "--budget-session",
+    "budget_user_day_usd": "--budget-user-day",
+    "budget_user_month_usd": "--budget-user-month",
+}
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
-    """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser)."""
+    """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser); an option
+    RunOptions refuses (a negative or NaN budget, a seed beyond 64 bits) is one line naming its flag."""
+    from pydantic import ValidationError
+
+    if args.record_mode is not None and not args.record:
+        raise InputError("--record-mode", "", "only applies with --record DIR")
+    try:
+        return _run_options(args)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
+        raise InputError(flag, "", f"{err['msg']} (got {err.get('input')!r})") from None
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
     from agentlab.sim.runner import RunOptions
 
     return RunOptions(
@@ -345,10 +411,11 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         provider=args.provider,
         cassettes=args.cassettes,
         record=args.record,
-        record_mode=args.record_mode,
+        record_mode=args.record_mode or "record",
         model=args.model,
         sdk_retries=args.sdk_retries,
         stream=args.stream,
+        force=args.force,
     )
 
 
@@ -356,9 +423,16 @@ def _run(args: argparse.Namespace) -> int:
     from agentlab.sim.runner import resume_options, run_suite
 
     if args.resume:
+        ignored = _ignored_by_resume(args)
+        if ignored:
+            raise InputError(
+                "--resume",
+                "",
+                f"{', '.join(ignored)} cannot be combined with it: a resumed run keeps the options it started with",
+            )
         result = run_suite(resume_options(args.resume), resume=True)
         print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
-        return 0
+        return _check(result.run_dir) if args.check else 0
     if not args.suite:
         raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
     result = run_suite(run_options(args))
@@ -373,6 +447,20 @@ def _run(args: argparse.Namespace) -> int:
         ).decode()
     )
     return _check(result.run_dir) if args.check else 0
+
+
+# What --resume honours besides DIR: --quiet (a resume draws no bar anyway) and --check.
+_RESUME_OPTIONS = frozenset({"command", "resume", "quiet", "check"})
+
+
+def _ignored_by_resume(args: argparse.Namespace) -> list[str]:
+    """The options on a ``--resume`` command line that the resume would silently ignore (its run.json decides)."""
+    defaults: dict[str, Any] = vars(_parser().parse_args(["run"]))
+    return [
+        _FLAGS.get(name, "--" + name.replace("_", "-"))
+        for name, value in vars(args).items()
+        if name not in _RESUME_OPTIONS and value != defaults.get(name)
+    ]
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ class InputWarning(UserWarning):
         super().__init__(f"{file}: {place}: {problem}" if place else f"{file}: {problem}")
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a run was writing ``run_dir``: the run is unfinished there and ``--resume`` continues it.
+
+    A :class:`KeyboardInterrupt` still (code that stops on Ctrl-C keeps stopping); the CLI turns it into one line
+    saying how to resume, and exit code 130.
+    """
+
+    def __init__(self, run_dir: object) -> None:
+        self.run_dir = run_dir
+        super().__init__(f"interrupted: the run in {run_dir} is unfinished")
+
+
 class AgentError(Exception):
     """Base of every error the agent handles at run time.
 

@@ -32,7 +32,7 @@ def test_a_run_into_an_earlier_runs_directory_starts_a_fresh_audit_log(tmp_path:
     log = AuditLog(tmp_path / "run" / "audit.sqlite")
     once = len(log.rows())
     log.close()
-    run_suite(opts)
+    run_suite(opts.model_copy(update={"force": True}))  # replacing a finished run takes force=True
     log = AuditLog(tmp_path / "run" / "audit.sqlite")
     assert once > 0 and len(log.rows()) == once
     log.close()

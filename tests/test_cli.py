@@ -162,9 +162,11 @@ def test_a_crash_mid_run_leaves_nothing_that_looks_complete(tmp_path: Path, monk
     assert "events.jsonl.partial" in names  # what was traced is kept for inspection, clearly unfinished
 
 
-def test_rerunning_into_a_finished_run_replaces_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for only in ("lookup-001", "lookup-002"):
-        code, _, err = run_cli(capsys, "run", str(SUITE), "--only", only, "--out", str(tmp_path))
+def test_rerunning_into_a_finished_run_replaces_it_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for only, force in (("lookup-001", []), ("lookup-002", ["--force"])):
+        code, _, err = run_cli(capsys, "run", str(SUITE), "--only", only, "--out", str(tmp_path), *force)
         assert code == 0, err
     events = (tmp_path / "events.jsonl").read_text()
     assert "lookup-002#0" in events and "lookup-001#0" not in events

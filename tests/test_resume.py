@@ -77,6 +77,46 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(
     assert comparable(summary) == comparable(whole)
     assert summary["resumed_episodes"] == 1 and whole["resumed_episodes"] == 0
     assert summary["duplicate_side_effects"] == 0
+    assert audit_rows(out) == audit_rows(uninterrupted)  # the audit log: every decision and execution
+    assert grades(out) == grades(uninterrupted)
+
+
+def audit_rows(run_dir: Path) -> list[dict]:
+    from agentlab.components.audit import AuditLog
+
+    log = AuditLog(run_dir / "audit.sqlite")
+    try:
+        return log.rows()
+    finally:
+        log.close()
+
+
+def grades(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "effects"} for e in events(run_dir) if e["kind"] == "episode_graded"]
+
+
+@pytest.mark.parametrize(("after_start", "in_flight"), [(0, 0), (1, 1), (2, 1)])
+def test_resumed_episodes_counts_only_an_episode_the_kill_interrupted(
+    tmp_path: Path, uninterrupted: Path, after_start: int, in_flight: int
+) -> None:
+    """Killed at an episode's ``episode_started`` (the event is never written: the kill falls between two episodes)
+    or just after it (the episode was running). Either way the resumed run equals the uninterrupted one."""
+    trace = [json.loads(line) for line in (uninterrupted / "events.jsonl").read_text().splitlines()]
+    started = [e["seq"] for e in trace if e["kind"] == "episode_started"]
+    kill_after = started[len(started) // 2] + after_start
+    out = tmp_path / "run"
+    killed = agentlab(*ARGS, "--out", str(out), kill_after=kill_after)
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "run.lock").exists()  # left behind by the killed run, but no longer locked
+    assert agentlab("run", "--resume", str(out)).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_episodes"] == in_flight
+    resumed = [
+        e for e in map(json.loads, (out / "events.jsonl").read_text().splitlines()) if e["kind"] == "run_resumed"
+    ]
+    assert [e["in_flight"] is not None for e in resumed] == [bool(in_flight)]
+    assert events(out) == events(uninterrupted)
+    assert audit_rows(out) == audit_rows(uninterrupted)
 
 
 def test_a_refund_committed_just_before_the_kill_is_not_applied_again(tmp_path: Path, uninterrupted: Path) -> None:

@@ -41,6 +41,7 @@ def test_a_line_reads_kind_then_the_event_fields_then_the_stamps(tmp_path: Path)
     assert second == {
         "kind": "run_resumed",
         "next_episode": 3,
+        "in_flight": None,  # no episode was interrupted (see RunResumed)
         "seq": 2,
         "t": 12.5,
         "run_id": "run-x",

@@ -389,11 +389,19 @@ def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str
 
 
 def write_report(run_dirs: list[str | Path], out: str | Path, *, title: str | None = None) -> Path:
-    """Render the report and write it atomically (a half-written report never appears)."""
-    page = build_report(run_dirs, title=title)
+    """Render the report and write it atomically: a half-written report never appears, and a failed write (a full
+    disk) leaves no temporary file behind."""
     out = Path(out)
+    if out.is_dir():
+        raise InputError(str(out), "-o", "is a directory: give the HTML file to write, e.g. reports/NAME.html")
+    if out.exists() and not out.is_file():  # a device or a pipe: the atomic rename would replace it with a file
+        raise InputError(str(out), "-o", "exists and is not a regular file")
+    page = build_report(run_dirs, title=title)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out

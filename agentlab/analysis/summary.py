@@ -155,12 +155,22 @@ def resilience_figures(events: pd.DataFrame) -> dict[str, Any]:
         "duplicate_side_effects": int(graded["duplicate_side_effects"].fillna(0).sum())
         if len(graded) and "duplicate_side_effects" in graded
         else 0,
-        "resumed_episodes": len(_count(events, "run_resumed")),
+        "resumed_episodes": resumed_episodes(events),
         "guardrail_triggers": len(_count(events, "guardrail")),
         "unauthorized_tool_calls": int(graded["unauthorized_tool_calls"].fillna(0).sum())
         if len(graded) and "unauthorized_tool_calls" in graded
         else 0,
     }
+
+
+def resumed_episodes(events: pd.DataFrame) -> int:
+    """Episodes a kill interrupted and a resume ran again: the distinct ``in_flight`` episodes of the
+    ``run_resumed`` events. A kill between episodes (or after the last) interrupted none. (A trace from before
+    ``in_flight`` was recorded counts each resume.)"""
+    resumed = _count(events, "run_resumed")
+    if "in_flight" not in resumed:
+        return len(resumed)
+    return int(resumed["in_flight"].dropna().nunique())
 
 
 def summary_html(summary: dict[str, Any], title: str = "Run summary") -> str:

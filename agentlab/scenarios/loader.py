@@ -19,19 +19,24 @@ from agentlab.world.model import ROW_MODELS, WorldSpec
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+INT64 = range(-(2**63), 2**63)  # what SQLite, orjson and the trace can hold
+
+
 def read_yaml(path: Path) -> Any:
+    """The YAML document at ``path``; every problem reading it (missing, unreadable, not UTF-8, not YAML, an
+    integer beyond 64 bits, which would only fail later, deep in SQLite or the trace) is one :class:`InputError`."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(str(path), "", "file not found") from None
-    except OSError as exc:
-        raise InputError(str(path), "", exc.strerror or str(exc)) from None
     except UnicodeDecodeError as exc:
         raise InputError(str(path), f"byte {exc.start}", "not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(str(path), "", exc.strerror or str(exc)) from None
     try:
         # libyaml's C parser when the wheel has it (every manylinux wheel does): ten times faster than
         # the pure-Python one, which matters when a chaos sweep loads a suite per process.
-        return yaml.load(text, Loader=SafeLoader)
+        data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -40,6 +45,26 @@ def read_yaml(path: Path) -> Any:
         if isinstance(exc, yaml.reader.ReaderError):
             where = f"character {exc.position + 1}"
         raise InputError(str(path), where, f"not valid YAML: {problem}") from None
+    _check_ints(str(path), data)
+    return data
+
+
+def _check_ints(file: str, data: Any) -> None:
+    """Refuse an integer beyond 64 bits anywhere in ``data``; iterative, as a document may nest thousands deep."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        node, place = stack.pop()
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int):
+            if node not in INT64:
+                raise InputError(file, place or "(document)", f"integer {node} does not fit in 64 bits")
+        elif isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                stack.append((value, f"{place}.{key}" if place else str(key)))
+                stack.append((key, place))
+        elif isinstance(node, list):
+            stack.extend((value, f"{place}[{i}]") for i, value in reversed(list(enumerate(node))))
 
 
 def _place(raw: Any, loc: tuple[Any, ...]) -> str:
@@ -94,7 +119,7 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
         role = sc.user.role or spec.defaults.role
         if role not in spec.roles:
             raise InputError(file, f"{where}.user.role", f"unknown role {role!r} (roles: {', '.join(spec.roles)})")
-        _check_patch(file, where, sc.world)
+        _check_patch(file, where, sc.world, world)
         _check_gold(file, where, sc, registry)
         perms = sorted(set(spec.roles[role]) | set(sc.user.permissions))
         scenarios.append(
@@ -143,17 +168,36 @@ def _read_suite(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], lis
     return {**base, **raw}, [*sources, path]
 
 
-def _check_patch(file: str, where: str, patch: dict[str, list[dict[str, Any]]]) -> None:
+def _check_patch(file: str, where: str, patch: dict[str, list[dict[str, Any]]], world: WorldSpec) -> None:
+    """A scenario's world patch, checked as the world will apply it (World.apply_patch): a row with a known id is
+    merged into the base row, any other row must be complete; either way the result must be a valid row."""
     for table, rows in patch.items():
         model = ROW_MODELS.get(table)
         if model is None:
             raise InputError(file, f"{where}.world.{table}", f"unknown table (tables: {', '.join(ROW_MODELS)})")
+        base = {r.id: r.model_dump() for r in getattr(world, table)}
         for j, row in enumerate(rows):
-            if "id" not in row:
-                raise InputError(file, f"{where}.world.{table}[{j}]", "a patched row needs an 'id'")
+            place = f"{where}.world.{table}[{j}]"
+            if not isinstance(row, dict) or "id" not in row:
+                raise InputError(file, place, "a patched row needs an 'id'")
             for col in row:
                 if col not in model.model_fields:
-                    raise InputError(file, f"{where}.world.{table}[{j}].{col}", f"unknown column of {table}")
+                    raise InputError(file, f"{place}.{col}", f"unknown column of {table}")
+            merged = {**base.get(row["id"], {}), **row} if isinstance(row["id"], str) else row
+            try:
+                model.model_validate(merged)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                column = ".".join(str(part) for part in err["loc"])
+                problem = (
+                    err["msg"]
+                    if row["id"] in base or err["type"] != "missing"
+                    else (
+                        f"{err['msg']} (no {table} row has id {row['id']!r}, so the patch adds a new row: give every "
+                        "column)"
+                    )
+                )
+                raise InputError(file, f"{place}.{column}" if column else place, problem) from None
 
 
 def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> None:
@@ -170,6 +214,7 @@ def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> 
         for name in spec.required_args:
             if name not in step.args:
                 raise InputError(file, f"{place}.args", f"missing required argument {name!r} of {step.tool}")
+        _check_arg_types(file, place, step.args, spec.args_model)
         for ref in refs_in(step.args):
             if ref not in earlier:
                 raise InputError(file, f"{place}.args", f"reference to {ref!r}, which is not an earlier step")
@@ -179,3 +224,19 @@ def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> 
     for ref in refs_in(sc.gold.answer):
         if ref not in earlier:
             raise InputError(file, f"{where}.gold.answer", f"reference to {ref!r}, which is not a gold step")
+
+
+def _check_arg_types(file: str, place: str, args: dict[str, Any], model: type[BaseModel]) -> None:
+    """Validate the gold arguments the tool will get, as the grader will (``args_model``), so a wrong type fails
+    at load time rather than mid-run. An argument holding a ``${step.field}`` reference is known only at run time:
+    it is left out, and the 'missing' error its absence causes is not one."""
+    literal = {name: value for name, value in args.items() if not refs_in(value)}
+    try:
+        model.model_validate(literal)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = err["loc"]
+            if err["type"] == "missing" and loc and loc[0] in args:
+                continue  # a referenced argument, left out on purpose
+            column = ".".join(str(part) for part in loc)
+            raise InputError(file, f"{place}.args.{column}" if column else f"{place}.args", err["msg"]) from None

@@ -7,26 +7,39 @@ import sqlite3
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from agentlab.components.policy import Policy, resource_of
+from agentlab.errors import AgentError, InputError
 from agentlab.scenarios.model import Scenario
-from agentlab.scenarios.refs import resolve
+from agentlab.scenarios.refs import UnresolvedRef, resolve
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
 from agentlab.world.store import World
 
 
-async def expected_state(scenario: Scenario, template: sqlite3.Connection, registry: ToolRegistry) -> dict[str, Any]:
-    """Run the gold steps directly (no agent, no latency, no faults) and snapshot the end state."""
+async def expected_state(
+    scenario: Scenario, template: sqlite3.Connection, registry: ToolRegistry, *, source: str = "suite"
+) -> dict[str, Any]:
+    """Run the gold steps directly (no agent, no latency, no faults) and snapshot the end state.
+
+    The loader checks the gold plan's tools, arguments and references; what only running it can show (a
+    reference resolving to a value of the wrong type, a step the tool refuses) is the suite's fault too, so it is
+    an :class:`InputError` naming ``source`` and the step, not a traceback."""
     world = World.from_template(template, scenario.world, simulate_io=False)
     try:
         if scenario.expect.world == "unchanged":
             return world.snapshot()
         results: dict[str, Any] = {}
-        for step in scenario.gold.steps:
+        for j, step in enumerate(scenario.gold.steps):
             spec = registry[step.tool]
-            args = spec.args_model.model_validate(resolve(step.args, results)).__dict__
-            results[step.id] = await spec.fn(ToolContext(world=world, call_id=f"gold:{step.id}"), **args)
+            try:
+                args = spec.args_model.model_validate(resolve(step.args, results)).__dict__
+                results[step.id] = await spec.fn(ToolContext(world=world, call_id=f"gold:{step.id}"), **args)
+            except (ValidationError, UnresolvedRef, AgentError) as exc:
+                problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                place = f"scenarios ({scenario.id}).gold.steps[{j}]"
+                raise InputError(source, place, f"the gold plan fails: {problem}") from None
         return world.snapshot()
     finally:
         world.close()

@@ -10,14 +10,29 @@ on a :class:`VirtualTimeLoop`. Output goes to a run directory:
 * ``summary.json`` — computed from the events, written last and atomically.
 
 A directory without ``summary.json`` is an unfinished run; nothing half-written looks complete.
+
+Every input (suite, tiers, prices, policy, fault plan, budgets, backend, cassettes, model prices) is checked
+before the output directory is touched, so bad input leaves it exactly as it was. A finished run there is
+replaced only with ``force``, and a run holds ``DIR/run.lock`` while it writes (:mod:`agentlab.sim.rundir`).
+Why not build the new run in a sibling directory and swap it in at the end: a killed run must stay where
+``agentlab run --resume DIR`` finds it, and a swap would leave the old run in place of the one to resume.
+
+What ``--resume`` gives back (tests/test_resume.py checks each): ``events.jsonl`` equal line for line to an
+uninterrupted run's except for the ``run_resumed`` lines and the ``seq`` numbers after each (shifted by one per
+``run_resumed``); the same audit rows (``audit.sqlite``), the same world ledger of every episode (the
+``effects`` of ``episode_graded``), the same grades, and the same ``summary.json`` but for ``wall_seconds`` and
+``resumed_episodes`` (the episodes a kill interrupted: see :func:`_episode_was_in_flight`). README.md,
+"Resuming a run", says the same for users.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +43,7 @@ from types import SimpleNamespace
 from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import agentlab
 from agentlab.agent import AgentSystem
@@ -47,7 +62,7 @@ from agentlab.components.permissions import OpenGate, PermissionsGate
 from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, check_policy, load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import POLICIES
-from agentlab.errors import InputError
+from agentlab.errors import InputError, RunInterrupted
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import Fault, FaultPlan, check_targets, load_fault_plan
 from agentlab.faults.transports import instrument
@@ -64,12 +79,12 @@ from agentlab.sim.grading import expected_state, repeated_effects, unauthorized_
 from agentlab.sim.inputs import load_cached
 from agentlab.sim.loop import RealTimeLoop, close_loop, run_virtual
 from agentlab.sim.rng import RngTree
+from agentlab.sim.rundir import RUN_MARKER, RunDirLock, check_out_dir
 from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.events import EpisodeGraded, EpisodeStarted, RunResumed
 from agentlab.trace.recorder import EpisodeTrace, Recorder
 from agentlab.world.store import World, build_template, remove_world_file
 
-RUN_MARKER = "run.json"
 T = TypeVar("T")
 
 
@@ -87,12 +102,12 @@ class RunOptions(BaseModel):
     record_mode: Literal["record", "record-missing"] = "record"
     model: str | None = None  # live providers: the model every tier calls
     # SDK backends: the SDK's own max_retries. While it is > 0 the agent does not retry model calls itself.
-    sdk_retries: int = 2
+    sdk_retries: int = Field(default=2, lt=2**63)  # (0 or more: checked by validate_backend)
     stream: bool = False  # SDK backends: ask for streamed (SSE) responses
     tiers: str | None = None
     tier: str | None = None
-    seed: int = 0
-    epochs: int = 1
+    seed: int = Field(default=0, ge=-(2**63), lt=2**63)
+    epochs: int = Field(default=1, lt=2**63)  # (at least 1: checked by run_suite, as --epochs)
     faults: str | FaultPlan | Fault | None = None  # a YAML path, or a plan (or one fault) built in Python
     resilience: bool = True
     # Keep the in-flight episode's world in a file and journal every call, so a resumed run continues
@@ -109,9 +124,9 @@ class RunOptions(BaseModel):
     guardrails: bool = True
     gate: bool = True
     # Budgets beyond each scenario's per-request budget (USD; None: no limit), on the simulated calendar.
-    budget_session_usd: float | None = None
-    budget_user_day_usd: float | None = None
-    budget_user_month_usd: float | None = None
+    budget_session_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    budget_user_day_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    budget_user_month_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     prices: str | None = None  # price table YAML (default: the nearest prices.yaml above the suite)
     # Cascade routing policy: always-cheapest | always-most-capable | cascade | budget-aware-cascade.
     # None: every call on ``tier``.
@@ -119,6 +134,7 @@ class RunOptions(BaseModel):
     out: str | None = None
     only: list[str] | None = None
     progress: bool = True
+    force: bool = False  # replace a finished run at ``out`` (without it, a finished run is never touched)
 
 
 @dataclass
@@ -197,14 +213,11 @@ def prices_path(opts: RunOptions) -> Path:
     return Path(opts.prices) if opts.prices else find_tiers(Path(opts.suite), "prices.yaml")
 
 
-def prepare_run_dir(path: Path) -> None:
-    """Create ``path``, or clear it if it holds an earlier agentlab run; refuse anything else."""
+def prepare_run_dir(path: Path, *, force: bool = True) -> None:
+    """Create ``path``, or clear it if it holds an earlier agentlab run; refuse anything else (and a finished
+    run without ``force``). The caller holds the directory's lock."""
+    check_out_dir(path, force=force)
     if path.exists():
-        if not path.is_dir():
-            raise InputError(str(path), "", "output path exists and is not a directory")
-        contents = list(path.iterdir())
-        if contents and not (path / RUN_MARKER).exists():
-            raise InputError(str(path), "", "output directory is not empty and is not an agentlab run")
         for name in (
             "summary.json",
             "events.jsonl",
@@ -226,7 +239,7 @@ def prepare_run_dir(path: Path) -> None:
 
 # Options that cannot change what a run does: where it writes, whether a bar is drawn, where recordings go,
 # and whether the in-flight world is kept on disk (a durable run's trace equals an in-memory one's).
-NON_SEMANTIC = frozenset({"out", "progress", "record", "cassettes", "durable_worlds"})
+NON_SEMANTIC = frozenset({"out", "progress", "record", "cassettes", "durable_worlds", "force"})
 # Options naming files: the id hashes their contents instead of their paths.
 FILE_OPTIONS = frozenset({"suite", "tiers", "faults", "policy", "prices", "approvals"})
 
@@ -293,15 +306,21 @@ def resume_options(run_dir: str | Path) -> RunOptions:
         raise InputError(str(run_dir), "--resume", "not an agentlab run directory (no run.json)")
     if (run_dir / "summary.json").exists():
         raise InputError(str(run_dir), "--resume", "this run already finished (summary.json exists)")
-    config = orjson.loads(marker.read_bytes())
-    fields = {k: config[k] for k in RunOptions.model_fields if k in config and k != "faults"}
-    faults = FaultPlan.model_validate(config["faults"]) if config.get("faults") else None
-    return RunOptions(**{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False})
+    try:
+        config = orjson.loads(marker.read_bytes())
+        fields = {k: config[k] for k in RunOptions.model_fields if k in config and k != "faults"}
+        faults = FaultPlan.model_validate(config["faults"]) if config.get("faults") else None
+        return RunOptions(
+            **{**fields, "faults": faults, "out": str(run_dir), "tiers": config["tiers"], "progress": False}
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
+        problem = f"missing {exc}" if isinstance(exc, KeyError) else "not a run.json agentlab wrote"
+        raise InputError(str(marker), "--resume", f"cannot resume from it ({problem})") from None
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """A run's inputs, loaded and validated, and the id they hash to; nothing has been written yet."""
+    """A run's inputs, loaded and checked, and the id they hash to; nothing has been written yet."""
 
     opts: RunOptions
     registry: ToolRegistry
@@ -316,7 +335,9 @@ class PlannedRun:
 def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedRun:
     """Load and check every input of a run and compute its id, without touching the run directory.
 
-    A sweep uses it to tell whether a cell's existing run directory is still the run it asks for.
+    Whatever is wrong is an :class:`InputError` here, so a bad price table, policy, budget, model or cassette
+    can never cost the run directory its previous contents. A sweep also uses it to tell whether a cell's
+    existing run directory is still the run it asks for.
     """
     if registry is None:
         from agentlab.tools.support import registry as support_registry
@@ -336,6 +357,13 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
         raise InputError(str(tiers_path), "--tier", f"unknown tier {tier!r} (tiers: {', '.join(tiers.order)})")
     if opts.epochs < 1:
         raise InputError("--epochs", "", "must be at least 1")
+    for flag, value in (
+        ("--budget-session", opts.budget_session_usd),
+        ("--budget-user-day", opts.budget_user_day_usd),
+        ("--budget-user-month", opts.budget_user_month_usd),
+    ):  # RunOptions checks these too, unless it was built with model_construct or changed after validation
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InputError(flag, "", f"must be a finite amount of 0 or more (got {value})")
 
     plan = load_cached(load_fault_plan, opts.faults) if isinstance(opts.faults, str) else opts.faults
     if isinstance(plan, Fault):
@@ -345,14 +373,31 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
         load_cached(load_decisions, opts.approvals)
     tiers = backend_tiers(tiers, opts)
     check_inputs(opts, plan, suite, tiers, registry)
+    if opts.policy:
+        load_cached(load_policy, opts.policy)
+    priced(tiers, opts)  # an unpriced model is an error, not a zero
+    _check_cassettes(opts, suite)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
     return PlannedRun(opts, registry, suite, tiers, tiers_path, tier, plan, run_id)
+
+
+def priced(tiers: TierTable, opts: RunOptions) -> TierTable:
+    """The tiers with their prices from the run's price table; a model it does not price is an InputError."""
+    prices = load_cached(load_prices, prices_path(opts))
+    return priced_tiers(
+        tiers, prices, str(opts.tiers or "tiers.yaml"), prices_source=str(prices_path(opts)), model_option=opts.model
+    )
 
 
 def run_suite(
     opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False, summarize_run: bool = True
 ) -> RunResult:
     """Validate everything, run every episode, and write the run directory.
+
+    Nothing is written until every input has been checked (:func:`plan_run`); a finished run at ``opts.out``
+    is replaced only with ``opts.force``, and ``DIR/run.lock`` keeps a second run out while this one writes.
+    An I/O error while writing (a full or read-only disk) is an :class:`InputError` naming the path; Ctrl-C is
+    :class:`~agentlab.errors.RunInterrupted`, naming the directory to ``--resume``.
 
     With ``resume=True`` (``agentlab run --resume DIR``), continue a killed run in ``opts.out`` from its
     last checkpoint: finished episodes are not run again.
@@ -365,8 +410,6 @@ def run_suite(
     opts, registry, suite, tiers, tier = planned.opts, planned.registry, planned.suite, planned.tiers, planned.tier
     plan, run_id, tiers_path = planned.faults, planned.run_id, planned.tiers_path
     run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}{run_dir_suffix(opts)}")
-    partial = run_dir / "events.jsonl.partial"
-    checkpoint: Checkpoint | None = None
     if resume:
         if orjson.loads((run_dir / RUN_MARKER).read_bytes())["run_id"] != run_id:
             raise InputError(
@@ -374,6 +417,86 @@ def run_suite(
                 "--resume",
                 "the run's inputs (suite, tiers, prices, policy, options or code) changed since it started",
             )
+    else:
+        check_out_dir(run_dir, force=opts.force)  # before the lock file: a refused run leaves DIR as it was
+    started_writing = False
+    try:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = RunDirLock(run_dir)
+            lock.acquire()
+        except OSError as exc:
+            raise _io_error(exc, run_dir) from None
+        try:
+            started_writing = True
+            return _write_run(suite, tiers, tier, tiers_path, opts, registry, plan, run_id, run_dir, resume,
+                              summarize_run)  # fmt: skip
+        except (OSError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not _is_io_error(exc):
+                raise
+            raise _io_error(exc, run_dir) from None
+        finally:
+            lock.release()
+    except KeyboardInterrupt:
+        if started_writing:
+            raise RunInterrupted(run_dir) from None
+        raise
+
+
+def _check_cassettes(opts: RunOptions, suite: Suite) -> None:
+    """The cassettes a run will read are readable (a broken one found mid-run would stop the run with a partial
+    trace). A missing one is not an error here: an episode that makes no model call (a budget refused up front)
+    has none; one that needs it stops the run with a one-line replay mismatch."""
+    if opts.llm == "replay":
+        folder = Path(opts.cassettes or "")
+    elif opts.record and opts.record_mode == "record-missing":
+        folder = Path(opts.record)
+    else:
+        return
+    from agentlab.llm.replay.cassette import read_cassette
+    from agentlab.llm.replay.library import cassette_dir, episode_file
+
+    directory = cassette_dir(folder, provider_for(opts) or "", suite.name)
+    for epoch in range(opts.epochs):
+        for scenario in suite.scenarios:
+            path = directory / episode_file(f"{scenario.id}#{epoch}")
+            if path.is_file():
+                read_cassette(path)
+
+
+def _is_io_error(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("disk", "readonly", "read-only", "unable to open", "i/o"))
+
+
+def _io_error(exc: OSError | sqlite3.OperationalError, run_dir: Path) -> InputError:
+    """An I/O failure while writing the run (a full or read-only disk) as one line naming the path."""
+    if isinstance(exc, OSError):
+        path = exc.filename or run_dir
+        problem = exc.strerror or str(exc)
+    else:
+        path, problem = run_dir, str(exc)
+    return InputError(str(path), "", f"cannot write the run: {problem}")
+
+
+def _write_run(
+    suite: Suite,
+    tiers: TierTable,
+    tier: str,
+    tiers_path: Path,
+    opts: RunOptions,
+    registry: ToolRegistry,
+    plan: FaultPlan | None,
+    run_id: str,
+    run_dir: Path,
+    resume: bool,
+    summarize_run: bool,
+) -> RunResult:
+    """Write the run into ``run_dir`` (whose lock the caller holds): a new run from scratch, or the rest of one."""
+    partial = run_dir / "events.jsonl.partial"
+    if resume:
+        if (run_dir / "summary.json").exists():  # another resume finished it while this one waited to start
+            raise InputError(str(run_dir), "--resume", "this run already finished (summary.json exists)")
         memory = MemoryManager(run_dir / "memory.sqlite")
         checkpoint = RunCheckpoints(memory).load()
         memory.close()
@@ -392,7 +515,7 @@ def run_suite(
             resumed=True,
             summarize_run=summarize_run,
         )
-    prepare_run_dir(run_dir)
+    prepare_run_dir(run_dir, force=opts.force)
     config = {
         "run_id": run_id,
         "agentlab_version": agentlab.__version__,
@@ -437,6 +560,7 @@ def _execute_run(
 ) -> RunResult:
     partial = run_dir / "events.jsonl.partial"
     resume_at = (checkpoint.trace_offset, checkpoint.seq) if checkpoint else ((0, 0) if resumed else None)
+    in_flight = _episode_was_in_flight(partial, resume_at[0]) if resume_at is not None else False
     started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
     with Recorder(run_id, partial, resume_at=resume_at) as recorder:
         kill_after = os.environ.get("AGENTLAB_KILL_AFTER_EVENTS")
@@ -444,7 +568,17 @@ def _execute_run(
             recorder.listeners.append(_killer(int(kill_after)))
         run_on_virtual_loop(
             lambda: _run_episodes(
-                suite, tiers, tier, opts, registry, recorder, run_dir / "memory.sqlite", plan, checkpoint, resumed
+                suite,
+                tiers,
+                tier,
+                opts,
+                registry,
+                recorder,
+                run_dir / "memory.sqlite",
+                plan,
+                checkpoint,
+                resumed,
+                in_flight,
             ),
             start=checkpoint.t if checkpoint else 0.0,
             allow_blocking=opts.llm != "sim",
@@ -458,6 +592,16 @@ def _execute_run(
         tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         os.replace(tmp, run_dir / "summary.json")
     return RunResult(run_dir=run_dir, run_id=run_id, summary=summary)
+
+
+def _episode_was_in_flight(partial: Path, offset: int) -> bool:
+    """Whether a kill interrupted an episode: an ``episode_started`` is in the trace after the checkpoint's offset
+    (each is written out as the episode starts, see :func:`run_episode`); if not, the kill fell between episodes.
+    Read before the resumed recorder cuts those bytes off."""
+    with open(partial, "rb") as fh:
+        fh.seek(offset)
+        tail = fh.read()
+    return any(line.startswith(b'{"kind":"episode_started"') for line in tail.splitlines())
 
 
 def _summary(
@@ -531,6 +675,7 @@ async def _run_episodes(
     plan: FaultPlan | None,
     checkpoint: Checkpoint | None = None,
     resumed: bool = False,
+    in_flight: bool = False,
 ) -> None:
     rng = RngTree(opts.seed)
     clock = Clock()
@@ -566,9 +711,7 @@ async def _run_episodes(
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_cached(load_policy, opts.policy) if opts.policy else None
     prices = load_cached(load_prices, prices_path(opts))
-    tiers = priced_tiers(
-        tiers, prices, str(opts.tiers or "tiers.yaml"), prices_source=str(prices_path(opts)), model_option=opts.model
-    )
+    tiers = priced(tiers, opts)
     limits = BudgetLimits(
         session_usd=opts.budget_session_usd,
         user_day_usd=opts.budget_user_day_usd,
@@ -633,10 +776,13 @@ async def _run_episodes(
             ledger.spent = dict(checkpoint.state.get("budgets", {}))
     if resumed:
         resumes += 1
+        interrupted = None
         if first < total:  # the interrupted episode runs again: its partial audit rows go
             epoch, scenario_index = divmod(first, len(suite.scenarios))
-            audit.forget_episode(f"{suite.scenarios[scenario_index].id}#{epoch}")
-        EpisodeTrace(recorder, "", clock).emit(RunResumed(next_episode=first))
+            next_id = f"{suite.scenarios[scenario_index].id}#{epoch}"
+            audit.forget_episode(next_id)
+            interrupted = next_id if in_flight else None
+        EpisodeTrace(recorder, "", clock).emit(RunResumed(next_episode=first, in_flight=interrupted))
     finished = False
     try:
         with progress_bar(total, suite.name, enabled=opts.progress) as bar:
@@ -673,7 +819,7 @@ async def _run_episodes(
 async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
     agent, clock = sim.agent, sim.clock
     if scenario.id not in sim.expected:
-        sim.expected[scenario.id] = await expected_state(scenario, sim.template, sim.registry)
+        sim.expected[scenario.id] = await expected_state(scenario, sim.template, sim.registry, source=sim.suite.path)
     episode_id = f"{scenario.id}#{epoch}"
     trace = EpisodeTrace(agent.recorder, episode_id, clock)
     trace.emit(
@@ -687,6 +833,9 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
             request=scenario.request,
         )
     )
+    # On disk before the episode does anything: after a kill, --resume tells an interrupted episode (this line is
+    # past the last checkpoint) from a kill between episodes (summary's resumed_episodes). One write an episode.
+    agent.recorder.flush()
     if sim.injector is not None:
         sim.injector.start_episode(episode_id, clock.now())
     world_options: dict[str, Any] = {

@@ -43,7 +43,9 @@ from agentlab.sim.runner import RunOptions
 # Fault presets a spec can sweep by rate (agentlab.faults.presets).
 PRESETS = {"transient": transient}
 # RunOptions fields the grid owns: ``options`` may not set them.
-GRID_OWNED = frozenset({"suite", "faults", "resilience", "routing", "tier", "strategy", "seed", "epochs", "out"})
+GRID_OWNED = frozenset(
+    {"suite", "faults", "resilience", "routing", "tier", "strategy", "seed", "epochs", "out", "force", "progress"}
+)
 
 
 class _Strict(BaseModel):
@@ -260,6 +262,7 @@ def cells(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
             seed=seed,
             epochs=epochs,
             out=str(Path(sweep_dir) / "cells" / dir_name),
+            force=True,  # the sweep owns its cells: a finished cell that is not the run asked for is replaced
             progress=False,
             **{k: spec.path(v) if k in _FILE_OPTIONS and isinstance(v, str) else v for k, v in spec.options.items()},
         )

@@ -232,9 +232,13 @@ class RolledBack(Event, tag="rollback"):
 
 
 class RunResumed(Event, tag="run_resumed"):
-    """A killed run was resumed: episodes from ``next_episode`` on are (re-)run."""
+    """A killed run was resumed: episodes from ``next_episode`` on are (re-)run.
+
+    ``in_flight``: the episode the kill interrupted (its ``episode_started`` had reached the trace file after the
+    last checkpoint), run again from its start; None when the kill fell between episodes (or after the last)."""
 
     next_episode: int
+    in_flight: str | None = None
 
 
 class GuardrailTriggered(Event, tag="guardrail"):

@@ -84,6 +84,9 @@ def write_cassette(
     text = serialize(cassette, yamlserializer)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:  # a failed write (a full disk) leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
     return path
