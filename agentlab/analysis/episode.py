@@ -124,7 +124,7 @@ def episode_view(run: Run, episode_id: str) -> EpisodeView:
     graded = ev[kind == "episode_graded"]
     g = graded.iloc[0] if len(graded) else None
     s = started.iloc[0] if len(started) else None
-    starts = ev[kind == "tool_call_start"][["call_id", "attempt", "args"]]
+    starts = ev[kind == "tool_call_start"].reindex(columns=["call_id", "attempt", "args"])  # a run may call no tool
     ends = ev[kind == "tool_call_end"].reindex(
         columns=["t", "call_id", "tool", "attempt", "ok", "latency_s", "cost_usd", "error_type", "error"]
     )
