@@ -45,9 +45,12 @@ def sweep(
     resilience: Iterable[bool] = (True,),
     seeds: Iterable[int] = (0,),
     executor: Executor | None = None,
+    force: bool = False,
     **options: Any,
 ) -> pd.DataFrame:
-    """Run ``suite`` for every (fault plan, resilience, seed); ``options`` go to every run (``epochs=3``, ...)."""
+    """Run ``suite`` for every (fault plan, resilience, seed); ``options`` go to every run (``epochs=3``, ...).
+
+    ``force``: replace a sweep at ``out_root`` made with other arguments (as :func:`~agentlab.sweeps.run_sweep`)."""
     plans = dict(fault_plans or {"none": None})
     keys = {str(key): key for key in plans}
     axes = {_AXIS_OPTIONS[k]: (options.pop(k),) for k in list(options) if k in _AXIS_OPTIONS}
@@ -60,7 +63,7 @@ def sweep(
         options=options,
         **axes,
     )
-    frame = run_sweep(spec, out=out_root, executor=executor, progress=False).frame
+    frame = run_sweep(spec, out=out_root, executor=executor, force=force, progress=False).frame
     k_max = frame["epochs"].map(lambda k: f"pass_hat_{k}")
     return pd.DataFrame(
         {
