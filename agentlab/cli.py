@@ -103,6 +103,35 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="check the chaos invariants over the finished run (exit 1 if one fails)"
     )
 
+    run.add_argument(
+        "--otel",
+        nargs="?",
+        const="http://127.0.0.1:4318",
+        metavar="URL",
+        help="export OpenTelemetry GenAI spans live, each episode as it ends, to this OTLP/HTTP receiver "
+        "(default http://127.0.0.1:4318)",
+    )
+    run.add_argument(
+        "--otel-base-time",
+        metavar="ISO|now",
+        help="with --otel: the wall time simulated second 0 maps to (default: now)",
+    )
+
+    export = sub.add_parser("export", help="export a run to another tool's format")
+    export_sub = export.add_subparsers(dest="format", required=True)
+    otel = export_sub.add_parser("otel", help="send a run's OpenTelemetry GenAI spans to an OTLP/HTTP receiver")
+    otel.add_argument("run_dir", metavar="RUN_DIR")
+    otel.add_argument(
+        "--endpoint", default="http://127.0.0.1:4318", help="OTLP/HTTP receiver (default http://127.0.0.1:4318)"
+    )
+    otel.add_argument(
+        "--base-time",
+        metavar="ISO|now",
+        help="the wall time simulated second 0 maps to (default: the simulated calendar's epoch, "
+        "2026-01-01T00:00:00Z, so an export is repeatable)",
+    )
+    otel.add_argument("--service-name", default="agentlab", help="the spans' service.name (default agentlab)")
+
     audit = sub.add_parser("audit", help="print or export a run's audit log")
     audit.add_argument("run_dir", metavar="RUN_DIR")
     audit.add_argument("--episode", help="only this episode's rows")
@@ -177,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "report":
             from agentlab.analysis.report import write_report
 
@@ -196,6 +227,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentlab: error: replay: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _otel_module():  # type: ignore[no-untyped-def]
+    """agentlab.observe.otel, or one error line if the ``otel`` extra is not installed."""
+    try:
+        from agentlab.observe import otel
+    except ImportError as exc:
+        raise InputError(
+            "--otel", "", f"needs the otel extra ({exc.name} is missing): pip install 'agentlab[otel]'"
+        ) from None
+    return otel
+
+
+def _export(args: argparse.Namespace) -> int:
+    otel = _otel_module()
+    result = otel.export_run(
+        args.run_dir,
+        endpoint=args.endpoint,
+        base=otel.parse_base_time(args.base_time, live=False),
+        service_name=args.service_name,
+    )
+    print(orjson.dumps(result).decode())
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -336,7 +390,25 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if not args.suite:
         raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
-    result = run_suite(run_options(args))
+    opts = run_options(args)
+    live = None
+    if args.otel:
+        from agentlab.sim.backends import provider_for
+
+        otel = _otel_module()
+        otel.traces_url(args.otel)  # a malformed URL is an error before anything runs
+        live = otel.LiveExporter(
+            endpoint=args.otel,
+            base=otel.parse_base_time(args.otel_base_time, live=True),
+            provider_name=provider_for(opts) or otel.SIM_PROVIDER,
+        )
+    elif args.otel_base_time:
+        raise InputError("--otel-base-time", "", "only means something with --otel")
+    try:
+        result = run_suite(opts, listeners=[live] if live is not None else ())
+    finally:
+        if live is not None:
+            live.close()
     s = result.summary
     print(
         f"{result.run_dir}: {s['episodes']} episodes, success {s['success_rate']:.1%}, "

@@ -19,7 +19,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -333,7 +333,12 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
 
 
 def run_suite(
-    opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False, summarize_run: bool = True
+    opts: RunOptions,
+    *,
+    registry: ToolRegistry | None = None,
+    resume: bool = False,
+    summarize_run: bool = True,
+    listeners: Sequence[Callable[[Any], None]] = (),
 ) -> RunResult:
     """Validate everything, run every episode, and write the run directory.
 
@@ -343,6 +348,9 @@ def run_suite(
     ``summarize_run=False`` finishes the trace but skips the pandas summary (``summary.json``; the result's
     ``summary`` is empty): for a chaos search, which checks invariants over the trace of thousands of tiny
     runs, where the summary's fixed cost (~40 ms) would be most of the time.
+
+    ``listeners`` see every event as it is emitted (``agentlab run --otel`` exports spans from them);
+    they cannot change the run.
     """
     planned = plan_run(opts, registry)
     opts, registry, suite, tiers, tier = planned.opts, planned.registry, planned.suite, planned.tiers, planned.tier
@@ -374,6 +382,7 @@ def run_suite(
             checkpoint,
             resumed=True,
             summarize_run=summarize_run,
+            listeners=listeners,
         )
     prepare_run_dir(run_dir)
     config = {
@@ -387,7 +396,18 @@ def run_suite(
     }
     (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return _execute_run(
-        suite, tiers, tier, opts, registry, plan, run_id, run_dir, None, resumed=False, summarize_run=summarize_run
+        suite,
+        tiers,
+        tier,
+        opts,
+        registry,
+        plan,
+        run_id,
+        run_dir,
+        None,
+        resumed=False,
+        summarize_run=summarize_run,
+        listeners=listeners,
     )
 
 
@@ -404,11 +424,13 @@ def _execute_run(
     *,
     resumed: bool,
     summarize_run: bool = True,
+    listeners: Sequence[Callable[[Any], None]] = (),
 ) -> RunResult:
     partial = run_dir / "events.jsonl.partial"
     resume_at = (checkpoint.trace_offset, checkpoint.seq) if checkpoint else ((0, 0) if resumed else None)
     started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
     with Recorder(run_id, partial, resume_at=resume_at) as recorder:
+        recorder.listeners.extend(listeners)
         kill_after = os.environ.get("AGENTLAB_KILL_AFTER_EVENTS")
         if kill_after:  # crash testing: the run SIGKILLs itself after this many events
             recorder.listeners.append(_killer(int(kill_after)))
