@@ -54,6 +54,7 @@ from agentlab.llm.pricing import load_prices, priced_tiers
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
+from agentlab.resilience.store import StateStore
 from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import Scenario, Suite
 from agentlab.sim.backends import API_KEY_ENV, LIVE, backend_tiers, provider_for, run_dir_suffix, validate_backend
@@ -512,24 +513,40 @@ def _killer(after: int) -> Callable[[Any], None]:
     return listener
 
 
-async def _run_episodes(
+@dataclass
+class AgentParts:
+    """An assembled :class:`AgentSystem` and the pieces its owner must keep, checkpoint or close."""
+
+    agent: AgentSystem
+    stack: Any  # the SDK stack (None for --llm sim): its recordings are saved per episode, then closed
+    injector: FaultInjector | None
+    ledger: BudgetLedger | None
+    audit: AuditLog
+    policy: Policy | None
+
+
+def assemble_agent(
     suite: Suite,
     tiers: TierTable,
     tier: str,
     opts: RunOptions,
     registry: ToolRegistry,
     recorder: Recorder,
-    memory_path: Path,
+    memory: MemoryManager,
+    audit_path: Path,
     plan: FaultPlan | None,
-    checkpoint: Checkpoint | None = None,
-    resumed: bool = False,
-) -> None:
-    rng = RngTree(opts.seed)
-    clock = Clock()
-    template = build_template(suite.world)
-    # Memory rows are committed only with the checkpoint that covers them (see sim/checkpoint.py).
-    memory = MemoryManager(memory_path, flush_every=1 << 30)
-    checkpoints = RunCheckpoints(memory)
+    rng: RngTree,
+    clock: Clock,
+    *,
+    store: StateStore | None = None,
+) -> AgentParts:
+    """The production agent as a run configures it: model backend (simulated, SDK, replayed or live),
+    fault injection, prices, budgets, permissions, guardrails, routing and the resilience layer.
+
+    ``agentlab run`` and ``agentlab serve`` both build their agent here, so a served agent is the one the
+    simulator tests. ``store``: where breaker state lives (default in memory; a RedisStore to share it).
+    Must be called on the loop the agent will run on (an SDK stack binds to it).
+    """
     injector = FaultInjector(plan, opts.seed) if plan else None
     model = build_model(suite, tiers, rng, registry)
     stack = None
@@ -565,7 +582,7 @@ async def _run_episodes(
         user_month_usd=opts.budget_user_month_usd,
     )
     ledger = BudgetLedger(limits) if limits.model_dump(exclude_none=True) else None
-    audit = AuditLog(memory_path.parent / "audit.sqlite", run_id=recorder.run_id)
+    audit = AuditLog(audit_path, run_id=recorder.run_id)
     gate_class = PermissionsGate if opts.gate else OpenGate
     gate = gate_class(
         registry,
@@ -588,13 +605,44 @@ async def _run_episodes(
         guardrails=Guardrails() if opts.guardrails else None,
         routing=POLICIES[opts.routing]() if opts.routing else None,
         recovery=(
-            RecoveryHandler.resilient(retry_model_calls=retry_model_calls)
+            RecoveryHandler.resilient(retry_model_calls=retry_model_calls, store=store)
             if opts.resilience
             else RecoveryHandler.disabled()
         ),
         rng=rng,
         clock=clock,
         model_timeouts=stack is None,  # the SDKs time their own requests out (one timeout layer per call)
+    )
+    return AgentParts(agent=agent, stack=stack, injector=injector, ledger=ledger, audit=audit, policy=policy)
+
+
+async def _run_episodes(
+    suite: Suite,
+    tiers: TierTable,
+    tier: str,
+    opts: RunOptions,
+    registry: ToolRegistry,
+    recorder: Recorder,
+    memory_path: Path,
+    plan: FaultPlan | None,
+    checkpoint: Checkpoint | None = None,
+    resumed: bool = False,
+) -> None:
+    rng = RngTree(opts.seed)
+    clock = Clock()
+    template = build_template(suite.world)
+    # Memory rows are committed only with the checkpoint that covers them (see sim/checkpoint.py).
+    memory = MemoryManager(memory_path, flush_every=1 << 30)
+    checkpoints = RunCheckpoints(memory)
+    audit_path = memory_path.parent / "audit.sqlite"
+    parts = assemble_agent(suite, tiers, tier, opts, registry, recorder, memory, audit_path, plan, rng, clock)
+    agent, stack, injector, ledger, audit, policy = (
+        parts.agent,
+        parts.stack,
+        parts.injector,
+        parts.ledger,
+        parts.audit,
+        parts.policy,
     )
     sim = Simulation(
         suite=suite,
