@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model", help="live providers: the model to call, e.g. gpt-4o-mini (every tier calls it)")
     run.add_argument(
+        "--tier-model",
+        action="append",
+        metavar="TIER=MODEL",
+        help="live providers: the model a tier calls, e.g. fast=gpt-4o-mini (repeatable; other tiers call --model)",
+    )
+    run.add_argument(
         "--sdk-retries",
         type=int,
         default=2,
@@ -116,6 +122,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ISO|now",
         help="with --otel: the wall time simulated second 0 maps to (default: now)",
     )
+
+    serve = sub.add_parser("serve", help="serve the agent over HTTP (FastAPI): queue, 429s, idempotency, /metrics")
+    serve.add_argument("suite", help="suite YAML whose scenarios requests name, e.g. fixtures/suites/support.yaml")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--data", default="runs/serve", metavar="DIR", help="trace, requests, worlds (default runs/serve)"
+    )
+    serve.add_argument("--workers", type=int, default=4, help="requests run at once (default 4)")
+    serve.add_argument("--queue", type=int, default=32, help="requests that may wait; beyond it 429 (default 32)")
+    serve.add_argument("--deadline", type=float, default=120.0, metavar="S", help="default per-request deadline")
+    serve.add_argument(
+        "--rate-limit", type=float, default=5.0, metavar="PER_S", help="requests per second per user (0: none)"
+    )
+    serve.add_argument("--burst", type=float, default=10.0, help="per-user bucket size (default 10)")
+    serve.add_argument("--redis", metavar="URL", help="share rate limits and breaker states in Redis")
+    serve.add_argument("--otel", metavar="URL", help="export each request's GenAI spans to this OTLP/HTTP receiver")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="the agent's clock runs K times faster than the wall (load tests of the simulated model)",
+    )
+    serve.add_argument("--strategy", choices=["react", "plan"], default="react")
+    serve.add_argument("--llm", choices=["sim", "sim-openai", "sim-anthropic", "openai", "anthropic"], default="sim")
+    serve.add_argument("--model", help="live providers: the model every tier calls unless --tier-model names one")
+    serve.add_argument("--tier-model", action="append", metavar="TIER=MODEL", help="live providers: fast=gpt-4o-mini")
+    serve.add_argument("--sdk-retries", type=int, default=2, metavar="N")
+    serve.add_argument("--tiers")
+    serve.add_argument("--tier")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--faults", metavar="PLAN")
+    serve.add_argument("--no-resilience", action="store_true")
+    serve.add_argument("--policy", metavar="FILE")
+    serve.add_argument(
+        "--routing", choices=["always-cheapest", "always-most-capable", "cascade", "budget-aware-cascade"]
+    )
+    serve.add_argument("--no-guardrails", action="store_true")
 
     export = sub.add_parser("export", help="export a run to another tool's format")
     export_sub = export.add_subparsers(dest="format", required=True)
@@ -208,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "report":
             from agentlab.analysis.report import write_report
 
@@ -238,6 +285,60 @@ def _otel_module():  # type: ignore[no-untyped-def]
             "--otel", "", f"needs the otel extra ({exc.name} is missing): pip install 'agentlab[otel]'"
         ) from None
     return otel
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from agentlab.serve.app import serve
+        from agentlab.serve.service import AgentService, ServeConfig
+    except ImportError as exc:
+        problem = f"needs the serve extra ({exc.name} is missing): pip install 'agentlab[serve]'"
+        raise InputError("serve", "", problem) from None
+    from agentlab.sim.runner import RunOptions
+
+    for flag, value, low in (("--workers", args.workers, 1), ("--queue", args.queue, 0), ("--port", args.port, 0)):
+        if value < low:
+            raise InputError(flag, "", f"must be at least {low}")
+    if args.time_scale <= 0 or args.deadline <= 0 or args.rate_limit < 0 or args.burst < 1:
+        raise InputError("serve", "", "--time-scale and --deadline must be positive, --rate-limit >= 0, --burst >= 1")
+    if args.otel:
+        _otel_module().traces_url(args.otel)
+    opts = RunOptions(
+        suite=args.suite,
+        strategy=args.strategy,
+        llm=args.llm,
+        model=args.model,
+        tier_models=tier_models(args.tier_model),
+        sdk_retries=args.sdk_retries,
+        tiers=args.tiers,
+        tier=args.tier,
+        seed=args.seed,
+        faults=args.faults,
+        resilience=not args.no_resilience,
+        policy=args.policy,
+        routing=args.routing,
+        guardrails=not args.no_guardrails,
+        progress=False,
+    )
+    service = AgentService(  # every input is checked here, before the port is opened
+        ServeConfig(
+            opts=opts,
+            data_dir=Path(args.data),
+            workers=args.workers,
+            queue=args.queue,
+            deadline_s=args.deadline,
+            user_rate=args.rate_limit or None,
+            user_burst=args.burst,
+            redis=args.redis,
+            otel=args.otel,
+            time_scale=args.time_scale,
+        )
+    )
+    print(f"agentlab serve: http://{args.host}:{args.port} ({service.run_id}, data in {args.data})", flush=True)
+    serve(service, args.host, args.port, time_scale=args.time_scale)
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -344,6 +445,21 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def tier_models(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    """``--tier-model fast=gpt-4o-mini`` (repeatable) as {tier: model}."""
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for pair in pairs:
+        tier, sep, model = pair.partition("=")
+        if not sep or not tier.strip() or not model.strip():
+            raise InputError("--tier-model", pair, "expected TIER=MODEL, e.g. fast=gpt-4o-mini")
+        if tier.strip() in out:
+            raise InputError("--tier-model", pair, f"tier {tier.strip()!r} is given twice")
+        out[tier.strip()] = model.strip()
+    return out
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser)."""
     from agentlab.sim.runner import RunOptions
@@ -376,6 +492,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         record=args.record,
         record_mode=args.record_mode,
         model=args.model,
+        tier_models=tier_models(args.tier_model),
         sdk_retries=args.sdk_retries,
         stream=args.stream,
     )

@@ -86,6 +86,9 @@ class RunOptions(BaseModel):
     record: str | None = None  # SDK backends: record every HTTP exchange into DIR/<provider>/<suite>/
     record_mode: Literal["record", "record-missing"] = "record"
     model: str | None = None  # live providers: the model every tier calls
+    # Live providers: a real model per tier ({"fast": "gpt-4o-mini", ...}), so cascade routing climbs real
+    # models; a tier not named here calls ``model``.
+    tier_models: dict[str, str] | None = None
     # SDK backends: the SDK's own max_retries. While it is > 0 the agent does not retry model calls itself.
     sdk_retries: int = 2
     stream: bool = False  # SDK backends: ask for streamed (SSE) responses
@@ -246,7 +249,9 @@ def _cassettes_digest(opts: RunOptions, suite: Suite) -> str:
 def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, plan: FaultPlan | None) -> str:
     """A hash of everything the run is a function of: every option that can change it, files by content,
     and the code version. Two runs with the same id produce the same trace."""
-    options = opts.model_dump(exclude=NON_SEMANTIC | FILE_OPTIONS | {"tier"})  # the resolved tier is hashed below
+    # The resolved tier is hashed below; tier_models only when set, so runs without it keep their ids.
+    unset = {"tier_models"} if opts.tier_models is None else set()
+    options = opts.model_dump(exclude=NON_SEMANTIC | FILE_OPTIONS | {"tier"} | unset)
     prices = prices_path(opts)
     key = orjson.dumps(
         {
@@ -708,11 +713,27 @@ async def _run_episodes(
             await stack.aclose(save=finished)
 
 
-async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
+async def run_episode(
+    sim: Simulation,
+    scenario: Scenario,
+    epoch: int,
+    *,
+    episode_id: str | None = None,
+    world_path: Path | None = None,
+    user_id: str | None = None,
+) -> EpisodeGraded:
+    """One scenario as one episode of the agent, graded against its gold plan; returns the grade event.
+
+    ``agentlab serve`` runs each request through here too, with its own ``episode_id`` (the request id),
+    its own durable world file (so a worker killed mid-request resumes it without repeating a side
+    effect) and the caller's ``user_id``.
+    """
     agent, clock = sim.agent, sim.clock
     if scenario.id not in sim.expected:
         sim.expected[scenario.id] = await expected_state(scenario, sim.template, sim.registry)
-    episode_id = f"{scenario.id}#{epoch}"
+    episode_id = episode_id or f"{scenario.id}#{epoch}"
+    world_path = world_path or sim.world_path
+    user = scenario.user.id if user_id is None else user_id
     trace = EpisodeTrace(agent.recorder, episode_id, clock)
     trace.emit(
         EpisodeStarted(
@@ -721,7 +742,7 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
             epoch=epoch,
             strategy=sim.strategy,
             tier=sim.tier,
-            user_id=scenario.user.id,
+            user_id=user,
             request=scenario.request,
         )
     )
@@ -732,13 +753,13 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
         "rng": sim.rng.child("world", episode_id).random(),
         "environment": sim.suite.environment,
     }
-    if sim.world_path is not None:
-        world = World.persisted(sim.template, sim.world_path, episode_id, scenario.world, **world_options)
+    if world_path is not None:
+        world = World.persisted(sim.template, world_path, episode_id, scenario.world, **world_options)
     else:
         world = World.from_template(sim.template, scenario.world, **world_options)
     try:
         request = AgentRequest(
-            user=User(id=scenario.user.id, role=scenario.user.role or "", permissions=scenario.permissions),
+            user=User(id=user, role=scenario.user.role or "", permissions=scenario.permissions),
             text=scenario.request,
             session_id=episode_id,
             budget_usd=scenario.budget_usd or 0.0,
@@ -763,18 +784,18 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
         world.close()
         if sim.injector is not None:
             sim.injector.end_episode(episode_id)
-    trace.emit(
-        EpisodeGraded(
-            scenario_id=scenario.id,
-            category=scenario.category,
-            epoch=epoch,
-            success=grade.success,
-            world_ok=grade.world_ok,
-            answer_ok=grade.answer_ok,
-            status=response.status,
-            reasons=grade.reasons,
-            duplicate_side_effects=duplicates,
-            unauthorized_tool_calls=unauthorized,
-            effects=effects,
-        )
+    graded = EpisodeGraded(
+        scenario_id=scenario.id,
+        category=scenario.category,
+        epoch=epoch,
+        success=grade.success,
+        world_ok=grade.world_ok,
+        answer_ok=grade.answer_ok,
+        status=response.status,
+        reasons=grade.reasons,
+        duplicate_side_effects=duplicates,
+        unauthorized_tool_calls=unauthorized,
+        effects=effects,
     )
+    trace.emit(graded)
+    return graded
