@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -188,13 +188,23 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--title")
 
     bench = sub.add_parser("bench", help="measure simulator throughput; prints one JSON line")
-    bench.add_argument("--workload", choices=["support-5", "suite", "replay", "sweep"], default="support-5")
+    bench.add_argument("--workload", choices=["support-5", "suite", "replay", "sweep", "serve"], default="support-5")
+    bench.add_argument("--requests", type=int, default=300, help="serve: requests in the steady phase")
+    bench.add_argument("--concurrency", type=int, default=8, help="serve: server workers (and steady clients)")
+    bench.add_argument(
+        "--time-scale", type=float, default=20.0, help="serve: the served agent's clock runs K times the wall"
+    )
+    bench.add_argument("--kills", type=int, default=3, help="serve: SIGKILLs of the server mid-request")
     bench.add_argument("--episodes", type=int, default=5000)
     bench.add_argument("--suite", default="fixtures/suites/support.yaml", help="suite for --workload suite")
     bench.add_argument(
         "--fault-rate", type=float, default=0.0, help="support-5: transient faults on this share of calls"
     )
-    bench.add_argument("--faults", metavar="PLAN", help="support-5: a fault plan YAML instead of --fault-rate")
+    bench.add_argument(
+        "--faults",
+        metavar="PLAN",
+        help="support-5: a fault plan YAML instead of --fault-rate; serve: the served faults (default transient-10)",
+    )
     bench.add_argument(
         "--safety", action="store_true", help="support-5: cascade routing, policy gate with audit log, guardrails"
     )
@@ -498,34 +508,38 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     )
 
 
+def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
+    """``--otel URL``: a recorder listener exporting each episode's spans as it ends (None without the flag)."""
+    if not args.otel:
+        if args.otel_base_time:
+            raise InputError("--otel-base-time", "", "only means something with --otel")
+        return None
+    from agentlab.sim.backends import provider_for
+
+    otel = _otel_module()
+    otel.traces_url(args.otel)  # a malformed URL is an error before anything runs
+    return otel.LiveExporter(
+        endpoint=args.otel,
+        base=otel.parse_base_time(args.otel_base_time, live=True),
+        provider_name=provider_for(opts) or otel.SIM_PROVIDER,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     from agentlab.sim.runner import resume_options, run_suite
 
-    if args.resume:
-        result = run_suite(resume_options(args.resume), resume=True)
-        print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
-        return 0
-    if not args.suite:
+    if not args.suite and not args.resume:
         raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
-    opts = run_options(args)
-    live = None
-    if args.otel:
-        from agentlab.sim.backends import provider_for
-
-        otel = _otel_module()
-        otel.traces_url(args.otel)  # a malformed URL is an error before anything runs
-        live = otel.LiveExporter(
-            endpoint=args.otel,
-            base=otel.parse_base_time(args.otel_base_time, live=True),
-            provider_name=provider_for(opts) or otel.SIM_PROVIDER,
-        )
-    elif args.otel_base_time:
-        raise InputError("--otel-base-time", "", "only means something with --otel")
+    opts = resume_options(args.resume) if args.resume else run_options(args)
+    live = _live_otel(args, opts)
     try:
-        result = run_suite(opts, listeners=[live] if live is not None else ())
+        result = run_suite(opts, resume=bool(args.resume), listeners=[live] if live is not None else ())
     finally:
         if live is not None:
             live.close()
+    if args.resume:
+        print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
+        return 0
     s = result.summary
     print(
         f"{result.run_dir}: {s['episodes']} episodes, success {s['success_rate']:.1%}, "

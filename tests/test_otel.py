@@ -269,3 +269,21 @@ def test_bad_export_input_is_one_line(tmp_path: Path, faulted_run: Path, capsys)
         err[-1]
         == f"agentlab: error: {closed}/v1/traces: export: the OTLP receiver refused the spans or could not be reached"
     )
+
+
+def test_serve_exports_each_request_as_a_trace(tmp_path: Path, phoenix: str) -> None:
+    from agentlab.serve.harness import ServerProcess
+
+    data = tmp_path / "srv"
+    with ServerProcess(SUITE, data, "--time-scale", "50", "--otel", phoenix) as server:
+        r = httpx.post(f"{server.url}/v1/requests", params={"wait": 60}, json={"scenario_id": "refund-cond-001"})
+        assert r.json()["state"] == "done"
+        request_id = r.json()["id"]
+    events = _events(data)  # the server has stopped: its spans were flushed on the way out
+    assert {e["episode_id"] for e in events} == {request_id}
+    (expected,) = [ep for ep in episode_spans(events) if ep.episode_id == request_id]
+    stored = _read_back_traces(phoenix, {f"{expected.trace_id:032x}"}, len(expected.spans))
+    assert sorted(s["name"] for s in stored) == sorted(s.name for s in expected.spans)
+    root = next(s for s in stored if s["parent_id"] is None)
+    assert root["attributes"]["gen_ai.conversation.id"] == request_id
+    assert root["attributes"]["agentlab.success"] is True

@@ -118,7 +118,17 @@ def serve(service: AgentService, host: str, port: int, *, time_scale: float = 1.
 
     from agentlab.sim.loop import RealTimeLoop
 
-    config = uvicorn.Config(create_app(service), host=host, port=port, log_level="warning", lifespan="on")
+    # uvicorn's timers run on the loop's clock too: scale them back to wall seconds (else a keep-alive
+    # connection would be dropped after 5 / K wall seconds, racing the client's next request on it).
+    config = uvicorn.Config(
+        create_app(service),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=round(5 * time_scale),
+        timeout_graceful_shutdown=round(10 * time_scale),
+    )
     server = uvicorn.Server(config)
     loop = RealTimeLoop(0.0, speed=time_scale)
     try:
