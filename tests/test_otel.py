@@ -115,7 +115,7 @@ def _phoenix_executable() -> str:
         return exe
     reason = (
         f"no Phoenix OTLP receiver at {exe}: python3 -m venv .venv-phoenix && .venv-phoenix/bin/pip install "
-        "arize-phoenix (.ci/run does this), or set AGENTLAB_PHOENIX to a phoenix executable"
+        "arize-phoenix==20.26.1 (.ci/run does this), or set AGENTLAB_PHOENIX to a phoenix executable"
     )
     if os.environ.get("CI"):
         pytest.fail(reason)
