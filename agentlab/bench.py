@@ -247,6 +247,19 @@ def main(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite).name
         print(orjson.dumps(main_replay(args.cassettes, args.provider, suite, args.calls, args.profile)).decode())
         return 0
+    if args.workload == "serve":  # agentlab serve under load on loopback: see agentlab/bench_serve.py
+        from agentlab.bench_serve import main_serve
+
+        figures = main_serve(
+            args.suite,
+            requests=args.requests,
+            workers=args.concurrency,
+            time_scale=args.time_scale,
+            faults=args.faults or "fixtures/faults/transient-10.yaml",
+            kills=args.kills,
+        )
+        print(orjson.dumps(figures).decode())
+        return 0
     if args.workload == "sweep":  # one spec in-process, on a process pool and on Dask: see agentlab/bench_sweep.py
         from agentlab.bench_sweep import main_sweep
 

@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model", help="live providers: the model to call, e.g. gpt-4o-mini (every tier calls it)")
     run.add_argument(
+        "--tier-model",
+        action="append",
+        metavar="TIER=MODEL",
+        help="live providers: the model a tier calls, e.g. fast=gpt-4o-mini (repeatable; other tiers call --model)",
+    )
+    run.add_argument(
         "--sdk-retries",
         type=int,
         default=2,
@@ -111,6 +117,74 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="check the chaos invariants over the finished run (exit 1 if one fails)"
     )
 
+    run.add_argument(
+        "--otel",
+        nargs="?",
+        const="http://127.0.0.1:4318",
+        metavar="URL",
+        help="export OpenTelemetry GenAI spans live, each episode as it ends, to this OTLP/HTTP receiver "
+        "(default http://127.0.0.1:4318)",
+    )
+    run.add_argument(
+        "--otel-base-time",
+        metavar="ISO|now",
+        help="with --otel: the wall time simulated second 0 maps to (default: now)",
+    )
+
+    serve = sub.add_parser("serve", help="serve the agent over HTTP (FastAPI): queue, 429s, idempotency, /metrics")
+    serve.add_argument("suite", help="suite YAML whose scenarios requests name, e.g. fixtures/suites/support.yaml")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--data", default="runs/serve", metavar="DIR", help="trace, requests, worlds (default runs/serve)"
+    )
+    serve.add_argument("--workers", type=int, default=4, help="requests run at once (default 4)")
+    serve.add_argument("--queue", type=int, default=32, help="requests that may wait; beyond it 429 (default 32)")
+    serve.add_argument("--deadline", type=float, default=120.0, metavar="S", help="default per-request deadline")
+    serve.add_argument(
+        "--rate-limit", type=float, default=5.0, metavar="PER_S", help="requests per second per user (0: none)"
+    )
+    serve.add_argument("--burst", type=float, default=10.0, help="per-user bucket size (default 10)")
+    serve.add_argument("--redis", metavar="URL", help="share rate limits and breaker states in Redis")
+    serve.add_argument("--otel", metavar="URL", help="export each request's GenAI spans to this OTLP/HTTP receiver")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="the agent's clock runs K times faster than the wall (load tests of the simulated model)",
+    )
+    serve.add_argument("--strategy", choices=["react", "plan"], default="react")
+    serve.add_argument("--llm", choices=["sim", "sim-openai", "sim-anthropic", "openai", "anthropic"], default="sim")
+    serve.add_argument("--model", help="live providers: the model every tier calls unless --tier-model names one")
+    serve.add_argument("--tier-model", action="append", metavar="TIER=MODEL", help="live providers: fast=gpt-4o-mini")
+    serve.add_argument("--sdk-retries", type=int, default=2, metavar="N")
+    serve.add_argument("--tiers")
+    serve.add_argument("--tier")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--faults", metavar="PLAN")
+    serve.add_argument("--no-resilience", action="store_true")
+    serve.add_argument("--policy", metavar="FILE")
+    serve.add_argument(
+        "--routing", choices=["always-cheapest", "always-most-capable", "cascade", "budget-aware-cascade"]
+    )
+    serve.add_argument("--no-guardrails", action="store_true")
+
+    export = sub.add_parser("export", help="export a run to another tool's format")
+    export_sub = export.add_subparsers(dest="format", required=True)
+    otel = export_sub.add_parser("otel", help="send a run's OpenTelemetry GenAI spans to an OTLP/HTTP receiver")
+    otel.add_argument("run_dir", metavar="RUN_DIR")
+    otel.add_argument(
+        "--endpoint", default="http://127.0.0.1:4318", help="OTLP/HTTP receiver (default http://127.0.0.1:4318)"
+    )
+    otel.add_argument(
+        "--base-time",
+        metavar="ISO|now",
+        help="the wall time simulated second 0 maps to (default: the simulated calendar's epoch, "
+        "2026-01-01T00:00:00Z, so an export is repeatable)",
+    )
+    otel.add_argument("--service-name", default="agentlab", help="the spans' service.name (default agentlab)")
+
     audit = sub.add_parser("audit", help="print or export a run's audit log")
     audit.add_argument("run_dir", metavar="RUN_DIR")
     audit.add_argument("--episode", help="only this episode's rows")
@@ -122,13 +196,23 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--title")
 
     bench = sub.add_parser("bench", help="measure simulator throughput; prints one JSON line")
-    bench.add_argument("--workload", choices=["support-5", "suite", "replay", "sweep"], default="support-5")
+    bench.add_argument("--workload", choices=["support-5", "suite", "replay", "sweep", "serve"], default="support-5")
+    bench.add_argument("--requests", type=int, default=300, help="serve: requests in the steady phase")
+    bench.add_argument("--concurrency", type=int, default=8, help="serve: server workers (and steady clients)")
+    bench.add_argument(
+        "--time-scale", type=float, default=20.0, help="serve: the served agent's clock runs K times the wall"
+    )
+    bench.add_argument("--kills", type=int, default=3, help="serve: SIGKILLs of the server mid-request")
     bench.add_argument("--episodes", type=int, default=5000)
     bench.add_argument("--suite", default="fixtures/suites/support.yaml", help="suite for --workload suite")
     bench.add_argument(
         "--fault-rate", type=float, default=0.0, help="support-5: transient faults on this share of calls"
     )
-    bench.add_argument("--faults", metavar="PLAN", help="support-5: a fault plan YAML instead of --fault-rate")
+    bench.add_argument(
+        "--faults",
+        metavar="PLAN",
+        help="support-5: a fault plan YAML instead of --fault-rate; serve: the served faults (default transient-10)",
+    )
     bench.add_argument(
         "--safety", action="store_true", help="support-5: cascade routing, policy gate with audit log, guardrails"
     )
@@ -200,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "report":
             from agentlab.analysis.report import write_report
 
@@ -232,6 +320,83 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentlab: error: {exc.filename or args.command}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _otel_module():  # type: ignore[no-untyped-def]
+    """agentlab.observe.otel, or one error line if the ``otel`` extra is not installed."""
+    try:
+        from agentlab.observe import otel
+    except ImportError as exc:
+        raise InputError(
+            "--otel", "", f"needs the otel extra ({exc.name} is missing): pip install 'agentlab[otel]'"
+        ) from None
+    return otel
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from agentlab.serve.app import serve
+        from agentlab.serve.service import AgentService, ServeConfig
+    except ImportError as exc:
+        problem = f"needs the serve extra ({exc.name} is missing): pip install 'agentlab[serve]'"
+        raise InputError("serve", "", problem) from None
+    from agentlab.sim.runner import RunOptions
+
+    for flag, value, low in (("--workers", args.workers, 1), ("--queue", args.queue, 0), ("--port", args.port, 0)):
+        if value < low:
+            raise InputError(flag, "", f"must be at least {low}")
+    if args.time_scale <= 0 or args.deadline <= 0 or args.rate_limit < 0 or args.burst < 1:
+        raise InputError("serve", "", "--time-scale and --deadline must be positive, --rate-limit >= 0, --burst >= 1")
+    if args.otel:
+        _otel_module().traces_url(args.otel)
+    opts = RunOptions(
+        suite=args.suite,
+        strategy=args.strategy,
+        llm=args.llm,
+        model=args.model,
+        tier_models=tier_models(args.tier_model),
+        sdk_retries=args.sdk_retries,
+        tiers=args.tiers,
+        tier=args.tier,
+        seed=args.seed,
+        faults=args.faults,
+        resilience=not args.no_resilience,
+        policy=args.policy,
+        routing=args.routing,
+        guardrails=not args.no_guardrails,
+        progress=False,
+    )
+    service = AgentService(  # every input is checked here, before the port is opened
+        ServeConfig(
+            opts=opts,
+            data_dir=Path(args.data),
+            workers=args.workers,
+            queue=args.queue,
+            deadline_s=args.deadline,
+            user_rate=args.rate_limit or None,
+            user_burst=args.burst,
+            redis=args.redis,
+            otel=args.otel,
+            time_scale=args.time_scale,
+        )
+    )
+    print(f"agentlab serve: http://{args.host}:{args.port} ({service.run_id}, data in {args.data})", flush=True)
+    serve(service, args.host, args.port, time_scale=args.time_scale)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    otel = _otel_module()
+    result = otel.export_run(
+        args.run_dir,
+        endpoint=args.endpoint,
+        base=otel.parse_base_time(args.base_time, live=False),
+        service_name=args.service_name,
+    )
+    print(orjson.dumps(result).decode())
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -365,6 +530,21 @@ _FLAGS = {
 }
 
 
+def tier_models(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    """``--tier-model fast=gpt-4o-mini`` (repeatable) as {tier: model}."""
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for pair in pairs:
+        tier, sep, model = pair.partition("=")
+        if not sep or not tier.strip() or not model.strip():
+            raise InputError("--tier-model", pair, "expected TIER=MODEL, e.g. fast=gpt-4o-mini")
+        if tier.strip() in out:
+            raise InputError("--tier-model", pair, f"tier {tier.strip()!r} is given twice")
+        out[tier.strip()] = model.strip()
+    return out
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser); an option
     RunOptions refuses (a negative or NaN budget, a seed beyond 64 bits) is one line naming its flag."""
@@ -413,9 +593,27 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         record=args.record,
         record_mode=args.record_mode or "record",
         model=args.model,
+        tier_models=tier_models(args.tier_model),
         sdk_retries=args.sdk_retries,
         stream=args.stream,
         force=args.force,
+    )
+
+
+def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
+    """``--otel URL``: a recorder listener exporting each episode's spans as it ends (None without the flag)."""
+    if not args.otel:
+        if args.otel_base_time:
+            raise InputError("--otel-base-time", "", "only means something with --otel")
+        return None
+    from agentlab.sim.backends import provider_for
+
+    otel = _otel_module()
+    otel.traces_url(args.otel)  # a malformed URL is an error before anything runs
+    return otel.LiveExporter(
+        endpoint=args.otel,
+        base=otel.parse_base_time(args.otel_base_time, live=True),
+        provider_name=provider_for(opts) or otel.SIM_PROVIDER,
     )
 
 
@@ -430,12 +628,18 @@ def _run(args: argparse.Namespace) -> int:
                 "",
                 f"{', '.join(ignored)} cannot be combined with it: a resumed run keeps the options it started with",
             )
-        result = run_suite(resume_options(args.resume), resume=True)
+    elif not args.suite:
+        raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
+    opts = resume_options(args.resume) if args.resume else run_options(args)
+    live = _live_otel(args, opts)
+    try:
+        result = run_suite(opts, resume=bool(args.resume), listeners=[live] if live is not None else ())
+    finally:
+        if live is not None:
+            live.close()
+    if args.resume:
         print(f"{result.run_dir}: resumed and finished, success {result.summary['success_rate']:.1%}")
         return _check(result.run_dir) if args.check else 0
-    if not args.suite:
-        raise InputError("agentlab run", "SUITE", "a suite file is required (or --resume DIR)")
-    result = run_suite(run_options(args))
     s = result.summary
     print(
         f"{result.run_dir}: {s['episodes']} episodes, success {s['success_rate']:.1%}, "
@@ -449,8 +653,8 @@ def _run(args: argparse.Namespace) -> int:
     return _check(result.run_dir) if args.check else 0
 
 
-# What --resume honours besides DIR: --quiet (a resume draws no bar anyway) and --check.
-_RESUME_OPTIONS = frozenset({"command", "resume", "quiet", "check"})
+# What --resume honours besides DIR: --quiet (a resume draws no bar anyway), --check and --otel (spans of the rest).
+_RESUME_OPTIONS = frozenset({"command", "resume", "quiet", "check", "otel", "otel_base_time"})
 
 
 def _ignored_by_resume(args: argparse.Namespace) -> list[str]:

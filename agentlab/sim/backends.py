@@ -49,6 +49,10 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
         raise InputError("--sdk-retries", "", "must be 0 or more")
     if opts.model is not None and llm not in LIVE:
         raise InputError("--model", "", f"only live providers take a model name (with {flag}, tiers pick the model)")
+    if opts.tier_models and llm not in LIVE:
+        raise InputError(
+            "--tier-model", "", f"only live providers take model names (with {flag}, tiers pick the model)"
+        )
     if opts.cassettes is not None and llm != "replay":
         raise InputError("--cassettes", "", f"only --llm replay reads cassettes (got {flag}); to record use --record")
     if opts.provider is not None and llm != "replay" and opts.provider != provider_for(opts):
@@ -69,8 +73,10 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
             raise InputError(
                 flag, "", f"{env} is not set: a live run needs an API key (--llm sim-{llm} runs offline instead)"
             )
-        if not opts.model:
-            raise InputError(flag, "--model", "a live run needs --model (e.g. gpt-4o-mini, claude-haiku-4-5)")
+        if not opts.model and not opts.tier_models:
+            raise InputError(
+                flag, "--model", "a live run needs --model or --tier-model (e.g. gpt-4o-mini, claude-haiku-4-5)"
+            )
     if llm != "replay":
         return opts
     if opts.cassettes is None:
@@ -95,11 +101,18 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
 
 
 def backend_tiers(tiers: TierTable, opts: RunOptions) -> TierTable:
-    """The tier table a run uses: for a live provider, every tier calls ``--model`` (and is priced as that model,
-    from the price table: :func:`~agentlab.llm.pricing.priced_tiers`)."""
-    if opts.llm not in LIVE or not opts.model:
+    """The tier table a run uses: for a live provider, each tier calls its ``--tier-model``, else ``--model`` (and is
+    priced as that model, from the price table: :func:`~agentlab.llm.pricing.priced_tiers`)."""
+    if opts.llm not in LIVE or not (opts.model or opts.tier_models):
         return tiers
-    profiles = {name: p.model_copy(update={"model": opts.model}) for name, p in tiers.tiers.items()}
+    chosen = dict(opts.tier_models or {})
+    unknown = sorted(set(chosen) - set(tiers.tiers))
+    if unknown:
+        raise InputError("--tier-model", unknown[0], f"no such tier (tiers: {', '.join(tiers.order)})")
+    missing = [name for name in tiers.order if name not in chosen and not opts.model]
+    if missing:
+        raise InputError("--tier-model", missing[0], "this tier has no model: name one, or give --model for the rest")
+    profiles = {name: p.model_copy(update={"model": chosen.get(name, opts.model)}) for name, p in tiers.tiers.items()}
     return TierTable(default=tiers.default, tiers=profiles)
 
 

@@ -70,19 +70,38 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._now
 
 
+class _ScaledSelector(selectors.DefaultSelector):
+    """Waits ``timeout / speed`` real seconds: the loop's clock runs ``speed`` times faster than the wall."""
+
+    def __init__(self, speed: float) -> None:
+        super().__init__()
+        self.speed = speed
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        return super().select(None if timeout is None else timeout / self.speed)
+
+
 class RealTimeLoop(asyncio.SelectorEventLoop):
     """A normal event loop whose clock reads ``start`` when it is created.
 
     For runs against a live provider: real network I/O and its timeouts need real time, but the
     trace should still count seconds from the run's start, as a simulated run's does.
+
+    ``speed`` > 1 (``agentlab serve --time-scale``) runs the clock faster than the wall: a served
+    simulated model's latencies, back-offs and deadlines pass ``speed`` times sooner, so a load
+    test on loopback is not bound by a simulated provider's seconds. Real I/O is unaffected.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
-        super().__init__()
-        self._offset = float(start) - super().time()
+    def __init__(self, start: float = 0.0, *, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        super().__init__(selector=_ScaledSelector(speed) if speed != 1.0 else None)
+        self.speed = float(speed)
+        self._origin = super().time()
+        self._start = float(start)
 
     def time(self) -> float:
-        return super().time() + self._offset
+        return self._start + (super().time() - self._origin) * self.speed
 
 
 def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0, allow_blocking: bool = False) -> T:

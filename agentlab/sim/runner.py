@@ -34,7 +34,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -70,6 +70,7 @@ from agentlab.llm.pricing import load_prices, priced_tiers
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.llm.types import ModelClient
+from agentlab.resilience.store import StateStore
 from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import Scenario, Suite
 from agentlab.sim.backends import API_KEY_ENV, LIVE, backend_tiers, provider_for, run_dir_suffix, validate_backend
@@ -101,6 +102,9 @@ class RunOptions(BaseModel):
     record: str | None = None  # SDK backends: record every HTTP exchange into DIR/<provider>/<suite>/
     record_mode: Literal["record", "record-missing"] = "record"
     model: str | None = None  # live providers: the model every tier calls
+    # Live providers: a real model per tier ({"fast": "gpt-4o-mini", ...}), so cascade routing climbs real
+    # models; a tier not named here calls ``model``.
+    tier_models: dict[str, str] | None = None
     # SDK backends: the SDK's own max_retries. While it is > 0 the agent does not retry model calls itself.
     sdk_retries: int = Field(default=2, lt=2**63)  # (0 or more: checked by validate_backend)
     stream: bool = False  # SDK backends: ask for streamed (SSE) responses
@@ -262,7 +266,9 @@ def _cassettes_digest(opts: RunOptions, suite: Suite) -> str:
 def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, plan: FaultPlan | None) -> str:
     """A hash of everything the run is a function of: every option that can change it, files by content,
     and the code version. Two runs with the same id produce the same trace."""
-    options = opts.model_dump(exclude=NON_SEMANTIC | FILE_OPTIONS | {"tier"})  # the resolved tier is hashed below
+    # The resolved tier is hashed below; tier_models only when set, so runs without it keep their ids.
+    unset = {"tier_models"} if opts.tier_models is None else set()
+    options = opts.model_dump(exclude=NON_SEMANTIC | FILE_OPTIONS | {"tier"} | unset)
     prices = prices_path(opts)
     key = orjson.dumps(
         {
@@ -390,7 +396,12 @@ def priced(tiers: TierTable, opts: RunOptions) -> TierTable:
 
 
 def run_suite(
-    opts: RunOptions, *, registry: ToolRegistry | None = None, resume: bool = False, summarize_run: bool = True
+    opts: RunOptions,
+    *,
+    registry: ToolRegistry | None = None,
+    resume: bool = False,
+    summarize_run: bool = True,
+    listeners: Sequence[Callable[[Any], None]] = (),
 ) -> RunResult:
     """Validate everything, run every episode, and write the run directory.
 
@@ -405,6 +416,9 @@ def run_suite(
     ``summarize_run=False`` finishes the trace but skips the pandas summary (``summary.json``; the result's
     ``summary`` is empty): for a chaos search, which checks invariants over the trace of thousands of tiny
     runs, where the summary's fixed cost (~40 ms) would be most of the time.
+
+    ``listeners`` see every event as it is emitted (``agentlab run --otel`` exports spans from them);
+    they cannot change the run.
     """
     planned = plan_run(opts, registry)
     opts, registry, suite, tiers, tier = planned.opts, planned.registry, planned.suite, planned.tiers, planned.tier
@@ -429,8 +443,9 @@ def run_suite(
             raise _io_error(exc, run_dir) from None
         try:
             started_writing = True
-            return _write_run(suite, tiers, tier, tiers_path, opts, registry, plan, run_id, run_dir, resume,
-                              summarize_run)  # fmt: skip
+            return _write_run(
+                suite, tiers, tier, tiers_path, opts, registry, plan, run_id, run_dir, resume, summarize_run, listeners
+            )
         except (OSError, sqlite3.OperationalError) as exc:
             if isinstance(exc, sqlite3.OperationalError) and not _is_io_error(exc):
                 raise
@@ -491,6 +506,7 @@ def _write_run(
     run_dir: Path,
     resume: bool,
     summarize_run: bool,
+    listeners: Sequence[Callable[[Any], None]],
 ) -> RunResult:
     """Write the run into ``run_dir`` (whose lock the caller holds): a new run from scratch, or the rest of one."""
     partial = run_dir / "events.jsonl.partial"
@@ -514,6 +530,7 @@ def _write_run(
             checkpoint,
             resumed=True,
             summarize_run=summarize_run,
+            listeners=listeners,
         )
     prepare_run_dir(run_dir, force=opts.force)
     config = {
@@ -527,7 +544,18 @@ def _write_run(
     }
     (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return _execute_run(
-        suite, tiers, tier, opts, registry, plan, run_id, run_dir, None, resumed=False, summarize_run=summarize_run
+        suite,
+        tiers,
+        tier,
+        opts,
+        registry,
+        plan,
+        run_id,
+        run_dir,
+        None,
+        resumed=False,
+        summarize_run=summarize_run,
+        listeners=listeners,
     )
 
 
@@ -557,12 +585,14 @@ def _execute_run(
     *,
     resumed: bool,
     summarize_run: bool = True,
+    listeners: Sequence[Callable[[Any], None]] = (),
 ) -> RunResult:
     partial = run_dir / "events.jsonl.partial"
     resume_at = (checkpoint.trace_offset, checkpoint.seq) if checkpoint else ((0, 0) if resumed else None)
     in_flight = _episode_was_in_flight(partial, resume_at[0]) if resume_at is not None else False
     started = time.perf_counter()  # wall time for the summary only; never read in the simulated path
     with Recorder(run_id, partial, resume_at=resume_at) as recorder:
+        recorder.listeners.extend(listeners)
         kill_after = os.environ.get("AGENTLAB_KILL_AFTER_EVENTS")
         if kill_after:  # crash testing: the run SIGKILLs itself after this many events
             recorder.listeners.append(_killer(int(kill_after)))
@@ -664,25 +694,40 @@ def _killer(after: int) -> Callable[[Any], None]:
     return listener
 
 
-async def _run_episodes(
+@dataclass
+class AgentParts:
+    """An assembled :class:`AgentSystem` and the pieces its owner must keep, checkpoint or close."""
+
+    agent: AgentSystem
+    stack: Any  # the SDK stack (None for --llm sim): its recordings are saved per episode, then closed
+    injector: FaultInjector | None
+    ledger: BudgetLedger | None
+    audit: AuditLog
+    policy: Policy | None
+
+
+def assemble_agent(
     suite: Suite,
     tiers: TierTable,
     tier: str,
     opts: RunOptions,
     registry: ToolRegistry,
     recorder: Recorder,
-    memory_path: Path,
+    memory: MemoryManager,
+    audit_path: Path,
     plan: FaultPlan | None,
-    checkpoint: Checkpoint | None = None,
-    resumed: bool = False,
-    in_flight: bool = False,
-) -> None:
-    rng = RngTree(opts.seed)
-    clock = Clock()
-    template = build_template(suite.world)
-    # Memory rows are committed only with the checkpoint that covers them (see sim/checkpoint.py).
-    memory = MemoryManager(memory_path, flush_every=1 << 30)
-    checkpoints = RunCheckpoints(memory)
+    rng: RngTree,
+    clock: Clock,
+    *,
+    store: StateStore | None = None,
+) -> AgentParts:
+    """The production agent as a run configures it: model backend (simulated, SDK, replayed or live),
+    fault injection, prices, budgets, permissions, guardrails, routing and the resilience layer.
+
+    ``agentlab run`` and ``agentlab serve`` both build their agent here, so a served agent is the one the
+    simulator tests. ``store``: where breaker state lives (default in memory; a RedisStore to share it).
+    Must be called on the loop the agent will run on (an SDK stack binds to it).
+    """
     injector = FaultInjector(plan, opts.seed) if plan else None
     model = build_model(suite, tiers, rng, registry)
     stack = None
@@ -718,7 +763,7 @@ async def _run_episodes(
         user_month_usd=opts.budget_user_month_usd,
     )
     ledger = BudgetLedger(limits) if limits.model_dump(exclude_none=True) else None
-    audit = AuditLog(memory_path.parent / "audit.sqlite", run_id=recorder.run_id)
+    audit = AuditLog(audit_path, run_id=recorder.run_id)
     gate_class = PermissionsGate if opts.gate else OpenGate
     gate = gate_class(
         registry,
@@ -741,13 +786,45 @@ async def _run_episodes(
         guardrails=Guardrails() if opts.guardrails else None,
         routing=POLICIES[opts.routing]() if opts.routing else None,
         recovery=(
-            RecoveryHandler.resilient(retry_model_calls=retry_model_calls)
+            RecoveryHandler.resilient(retry_model_calls=retry_model_calls, store=store)
             if opts.resilience
             else RecoveryHandler.disabled()
         ),
         rng=rng,
         clock=clock,
         model_timeouts=stack is None,  # the SDKs time their own requests out (one timeout layer per call)
+    )
+    return AgentParts(agent=agent, stack=stack, injector=injector, ledger=ledger, audit=audit, policy=policy)
+
+
+async def _run_episodes(
+    suite: Suite,
+    tiers: TierTable,
+    tier: str,
+    opts: RunOptions,
+    registry: ToolRegistry,
+    recorder: Recorder,
+    memory_path: Path,
+    plan: FaultPlan | None,
+    checkpoint: Checkpoint | None = None,
+    resumed: bool = False,
+    in_flight: bool = False,
+) -> None:
+    rng = RngTree(opts.seed)
+    clock = Clock()
+    template = build_template(suite.world)
+    # Memory rows are committed only with the checkpoint that covers them (see sim/checkpoint.py).
+    memory = MemoryManager(memory_path, flush_every=1 << 30)
+    checkpoints = RunCheckpoints(memory)
+    audit_path = memory_path.parent / "audit.sqlite"
+    parts = assemble_agent(suite, tiers, tier, opts, registry, recorder, memory, audit_path, plan, rng, clock)
+    agent, stack, injector, ledger, audit, policy = (
+        parts.agent,
+        parts.stack,
+        parts.injector,
+        parts.ledger,
+        parts.audit,
+        parts.policy,
     )
     sim = Simulation(
         suite=suite,
@@ -816,11 +893,27 @@ async def _run_episodes(
             await stack.aclose(save=finished)
 
 
-async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
+async def run_episode(
+    sim: Simulation,
+    scenario: Scenario,
+    epoch: int,
+    *,
+    episode_id: str | None = None,
+    world_path: Path | None = None,
+    user_id: str | None = None,
+) -> EpisodeGraded:
+    """One scenario as one episode of the agent, graded against its gold plan; returns the grade event.
+
+    ``agentlab serve`` runs each request through here too, with its own ``episode_id`` (the request id),
+    its own durable world file (so a worker killed mid-request resumes it without repeating a side
+    effect) and the caller's ``user_id``.
+    """
     agent, clock = sim.agent, sim.clock
     if scenario.id not in sim.expected:
         sim.expected[scenario.id] = await expected_state(scenario, sim.template, sim.registry, source=sim.suite.path)
-    episode_id = f"{scenario.id}#{epoch}"
+    episode_id = episode_id or f"{scenario.id}#{epoch}"
+    world_path = world_path or sim.world_path
+    user = scenario.user.id if user_id is None else user_id
     trace = EpisodeTrace(agent.recorder, episode_id, clock)
     trace.emit(
         EpisodeStarted(
@@ -829,7 +922,7 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
             epoch=epoch,
             strategy=sim.strategy,
             tier=sim.tier,
-            user_id=scenario.user.id,
+            user_id=user,
             request=scenario.request,
         )
     )
@@ -843,13 +936,13 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
         "rng": sim.rng.child("world", episode_id).random(),
         "environment": sim.suite.environment,
     }
-    if sim.world_path is not None:
-        world = World.persisted(sim.template, sim.world_path, episode_id, scenario.world, **world_options)
+    if world_path is not None:
+        world = World.persisted(sim.template, world_path, episode_id, scenario.world, **world_options)
     else:
         world = World.from_template(sim.template, scenario.world, **world_options)
     try:
         request = AgentRequest(
-            user=User(id=scenario.user.id, role=scenario.user.role or "", permissions=scenario.permissions),
+            user=User(id=user, role=scenario.user.role or "", permissions=scenario.permissions),
             text=scenario.request,
             session_id=episode_id,
             budget_usd=scenario.budget_usd or 0.0,
@@ -874,18 +967,18 @@ async def run_episode(sim: Simulation, scenario: Scenario, epoch: int) -> None:
         world.close()
         if sim.injector is not None:
             sim.injector.end_episode(episode_id)
-    trace.emit(
-        EpisodeGraded(
-            scenario_id=scenario.id,
-            category=scenario.category,
-            epoch=epoch,
-            success=grade.success,
-            world_ok=grade.world_ok,
-            answer_ok=grade.answer_ok,
-            status=response.status,
-            reasons=grade.reasons,
-            duplicate_side_effects=duplicates,
-            unauthorized_tool_calls=unauthorized,
-            effects=effects,
-        )
+    graded = EpisodeGraded(
+        scenario_id=scenario.id,
+        category=scenario.category,
+        epoch=epoch,
+        success=grade.success,
+        world_ok=grade.world_ok,
+        answer_ok=grade.answer_ok,
+        status=response.status,
+        reasons=grade.reasons,
+        duplicate_side_effects=duplicates,
+        unauthorized_tool_calls=unauthorized,
+        effects=effects,
     )
+    trace.emit(graded)
+    return graded
