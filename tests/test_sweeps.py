@@ -99,7 +99,8 @@ def test_two_worker_processes_give_byte_identical_results(reference: Path, tmp_p
 
 def test_a_dask_local_cluster_gives_byte_identical_results(reference: Path, tmp_path: Path) -> None:
     pytest.importorskip("distributed", reason="the dask extra is not installed")
-    result = run_sweep(small_spec(tmp_path), out=tmp_path / "out", executor=Dask.local(2), progress=False)
+    # ship=True: each worker runs in a scratch folder and sends the run back, as on a cluster with no shared disk.
+    result = run_sweep(small_spec(tmp_path), out=tmp_path / "out", executor=Dask.local(2, ship=True), progress=False)
     assert result.executor == "dask" and result.workers == 2 and result.cells_run == 8
     assert files_of(tmp_path / "out") == files_of(reference)
     # Shipped back from the workers' scratch folders, each run says where it lives now.

@@ -110,26 +110,27 @@ class Dask:
     for a ``LocalCluster`` of ``n`` single-threaded worker processes started (and stopped) here.
 
     Workers need agentlab at the same version and the spec's input files at the same paths (one image or
-    checkout on every machine). They run each cell in a scratch folder and send its run directory back,
-    so no shared filesystem is needed.
+    checkout on every machine). On a cluster they run each cell in a scratch folder and send its run
+    directory back, so no shared filesystem is needed; a local cluster's workers share this disk and
+    write in place (``ship=True`` makes them ship as a remote cluster's do).
     """
 
     name = "dask"
-    ships_files = True
 
-    def __init__(self, address: str | None = None, *, local_workers: int | None = None) -> None:
+    def __init__(self, address: str | None = None, *, local_workers: int | None = None, ship: bool = True) -> None:
         if (address is None) == (local_workers is None):
             raise ValueError("give a scheduler address or local_workers")
         if local_workers is not None and local_workers < 1:
             raise InputError("--dask", "", f"local:N needs N of at least 1 (got {local_workers})")
         self.address = address
         self.workers = local_workers or 0
+        self.ships_files = ship
         self._cluster: Any = None
         self._client: Any = None
 
     @classmethod
-    def local(cls, workers: int) -> Dask:
-        return cls(local_workers=workers)
+    def local(cls, workers: int, *, ship: bool = False) -> Dask:
+        return cls(local_workers=workers, ship=ship)
 
     @classmethod
     def parse(cls, spec: str) -> Dask:
