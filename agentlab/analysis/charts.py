@@ -325,13 +325,14 @@ def cost_breakdown(by_tier: pd.DataFrame, by_tool: pd.DataFrame, *, title: str =
         ax.set_xlim(0, float(left.max()) * 1.3 if float(left.max()) > 0 else 1.0)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.xaxis.set_major_formatter(StrMethodFormatter("${x:,.3f}"))
-        ax.legend(  # below the axis label, clear of the bars and their value labels
-            loc="upper left",
-            bbox_to_anchor=(0.0, -0.5 / (0.55 * len(runs) + 0.6)),
-            ncols=max(1, len(table)),
-            fontsize="small",
-            frameon=False,
-        )
+        if len(table):  # a run with no tool fees (or no model call) has nothing to name
+            ax.legend(  # below the axis label, clear of the bars and their value labels
+                loc="upper left",
+                bbox_to_anchor=(0.0, -0.5 / (0.55 * len(runs) + 0.6)),
+                ncols=max(1, len(table)),
+                fontsize="small",
+                frameon=False,
+            )
         ax.grid(axis="x", alpha=0.3)
     ax_t.invert_yaxis()
     ax_t.set_xlabel("model cost (USD)")
