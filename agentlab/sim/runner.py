@@ -510,6 +510,7 @@ def _write_run(
 ) -> RunResult:
     """Write the run into ``run_dir`` (whose lock the caller holds): a new run from scratch, or the rest of one."""
     partial = run_dir / "events.jsonl.partial"
+    checkpoint: Checkpoint | None = None
     if resume:
         if (run_dir / "summary.json").exists():  # another resume finished it while this one waited to start
             raise InputError(str(run_dir), "--resume", "this run already finished (summary.json exists)")
@@ -518,31 +519,18 @@ def _write_run(
         memory.close()
         if not partial.exists():
             partial.touch()
-        return _execute_run(
-            suite,
-            tiers,
-            tier,
-            opts,
-            registry,
-            plan,
-            run_id,
-            run_dir,
-            checkpoint,
-            resumed=True,
-            summarize_run=summarize_run,
-            listeners=listeners,
-        )
-    prepare_run_dir(run_dir, force=opts.force)
-    config = {
-        "run_id": run_id,
-        "agentlab_version": agentlab.__version__,
-        **opts.model_dump(exclude={"faults"}),
-        "faults": plan.model_dump(mode="json") if plan else None,
-        "tiers": str(tiers_path),
-        "tier": tier,
-        "suite_digest": suite.digest,
-    }
-    (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    else:
+        prepare_run_dir(run_dir, force=opts.force)
+        config = {
+            "run_id": run_id,
+            "agentlab_version": agentlab.__version__,
+            **opts.model_dump(exclude={"faults"}),
+            "faults": plan.model_dump(mode="json") if plan else None,
+            "tiers": str(tiers_path),
+            "tier": tier,
+            "suite_digest": suite.digest,
+        }
+        (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return _execute_run(
         suite,
         tiers,
@@ -552,8 +540,8 @@ def _write_run(
         plan,
         run_id,
         run_dir,
-        None,
-        resumed=False,
+        checkpoint,
+        resumed=resume,
         summarize_run=summarize_run,
         listeners=listeners,
     )
