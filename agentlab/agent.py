@@ -727,7 +727,7 @@ class AgentSystem:
         if status != "completed" and self.recovery.rollback and episode.applied:
             note = await rollback(episode, f"request ended {status}")
             text = f"{text} {note}".strip()
-        return self._respond(trace, request, budget, status, text, episode.turns)
+        return self._respond(trace, request, budget, status, text, episode.turns, request_screened=True)
 
     def _refuse(
         self,
@@ -757,7 +757,9 @@ class AgentSystem:
         turns: int,
         *,
         remember: bool = True,
+        request_screened: bool = False,
     ) -> AgentResponse:
+        """``request_screened``: the request passed the input screen, so storing it needs no second look."""
         if budget.ledger is not None and budget.keys is not None:
             budget.ledger.end_request(budget.keys)
         self.gate.end_request(trace.episode_id)
@@ -765,8 +767,9 @@ class AgentSystem:
             text = self.guardrails.redact_output(text, trace)
         items = [("user", request.text), ("assistant", text)] if remember else []
         if self.guardrails is not None and items:  # a request refused before its screen may still carry an injection
-            keep = self.guardrails.screen_memory([content for _, content in items], "memory_store", trace)
-            items = [item for item, ok in zip(items, keep, strict=True) if ok]
+            unseen = items[1:] if request_screened else items  # the answer is always screened: it may quote a tool
+            keep = self.guardrails.screen_memory([content for _, content in unseen], "memory_store", trace)
+            items = items[: len(items) - len(unseen)] + [item for item, ok in zip(unseen, keep, strict=True) if ok]
         saved = self.memory.save(request.user.id, request.session_id, self.clock.now(), items) if items else 0
         trace.emit(MemorySaved(user_id=request.user.id, session_id=request.session_id, items=saved))
         trace.emit(FinalResponse(status=status, text=text, turns=turns))
