@@ -8,7 +8,6 @@ if run again, any executor — and each row comes from that run's summary, compu
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 
 from agentlab.faults.plan import Fault, FaultPlan
 from agentlab.sweeps import Executor, FaultAxis, SweepSpec, run_sweep
+from agentlab.sweeps.spec import slug
 
 COLUMNS = [
     "config",
@@ -55,7 +55,7 @@ def sweep(
     keys = {str(key): key for key in plans}
     axes = {_AXIS_OPTIONS[k]: (options.pop(k),) for k in list(options) if k in _AXIS_OPTIONS}
     spec = SweepSpec(
-        name=re.sub(r"[^A-Za-z0-9._-]+", "-", Path(out_root).name).strip("-.") or "sweep",
+        name=slug(Path(out_root).name).lstrip("._@=-") or "sweep",
         suites=(str(suite),),
         faults=tuple(FaultAxis(name=str(key), plan=_as_plan(plan)) for key, plan in plans.items()),
         resilience=tuple(resilience),

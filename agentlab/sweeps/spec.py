@@ -96,7 +96,7 @@ def _listify(value: Any) -> Any:
 class SweepSpec(_Strict):
     """The grid. Paths in it are relative to ``base`` (the spec file's folder)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@=-]*$")
     suites: tuple[str, ...] = Field(min_length=1)
     faults: tuple[FaultAxis, ...] = (FaultAxis(),)
     resilience: tuple[bool, ...] = (True,)
@@ -210,7 +210,8 @@ def _fault_points(spec: SweepSpec) -> list[tuple[dict[str, Any], FaultPlan | Non
     return points
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a file name: runs of other characters become one ``_``."""
     return re.sub(r"[^A-Za-z0-9.=@_-]+", "_", text).strip("_") or "x"
 
 
@@ -250,7 +251,7 @@ def cells(spec: SweepSpec, sweep_dir: str | Path) -> list[Cell]:
             f"s{seed}",
             f"e{epochs}",
         ]
-        label = _slug("-".join(parts))
+        label = slug("-".join(parts))
         dir_name = f"{index:04d}-{label}"
         options = RunOptions(
             suite=spec.path(suite),
