@@ -15,17 +15,16 @@ failure as it always has — shrinking is sequential by nature, so it stays on o
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from agentlab.sweeps.executors import start_method
+from agentlab.sweeps.executors import ProcessPool, start_method
 from agentlab.testing.case import ChaosCase
 from agentlab.testing.harness import CaseResult, ChaosHarness, InvariantViolated
 from agentlab.testing.mutants import mutant as apply_mutant
@@ -134,9 +133,10 @@ def search(
     return report
 
 
-def _check_case(case: ChaosCase, cross_run: bool) -> CaseResult:
+def _check_case(task: tuple[int, ChaosCase], cross_run: bool) -> tuple[int, CaseResult]:
+    index, case = task
     with ChaosHarness(cross_run=cross_run) as harness:  # its own scratch folder, in a worker process
-        return harness.check(case)
+        return index, harness.check(case)
 
 
 def _check_on_pool(
@@ -147,23 +147,17 @@ def _check_on_pool(
     by_key = {case.model_dump_json(): case for case in cases}
     results: dict[str, CaseResult] = {}
     first_failure = len(keys)
+    outstanding = set(range(len(keys)))
     # Forked workers inherit the parent's imports, loaded suites and an active mutant (search() keeps a mutant
     # search on one process where workers would not be forked).
-    context = multiprocessing.get_context(start_method())
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: dict[Future[CaseResult], int] = {
-            pool.submit(_check_case, by_key[key], cross_run): i for i, key in enumerate(keys)
-        }
-        while pending and any(i < first_failure for i in pending.values()):
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                i = pending.pop(future)
-                result = future.result()
-                results[keys[i]] = result
-                if result.violations:
-                    first_failure = min(first_failure, i)
-                if progress is not None:
-                    progress(report)
-        for future in pending:  # only cases after the first violation: the search never reaches them
-            future.cancel()
+    with ProcessPool(workers) as pool:
+        for i, result in pool.map(partial(_check_case, cross_run=cross_run), list(enumerate(by_key[k] for k in keys))):
+            outstanding.discard(i)
+            results[keys[i]] = result
+            if result.violations:
+                first_failure = min(first_failure, i)
+            if progress is not None:
+                progress(report)
+            if not any(j < first_failure for j in outstanding):
+                break  # the rest come after the first violation: the search never reaches them (map cancels them)
     return results
