@@ -33,7 +33,7 @@ from agentlab.sim.runner import RUN_MARKER, plan_run, progress_bar
 from agentlab.sweeps.executors import Executor, InProcess
 from agentlab.sweeps.results import cell_row, results_frame, write_parquet
 from agentlab.sweeps.spec import Cell, SweepSpec, cells, load_sweep_spec
-from agentlab.sweeps.work import CellDone, CellTask, install_shipped, run_cell
+from agentlab.sweeps.work import CellTask, install_shipped, run_cell
 
 MANIFEST = "sweep.json"
 RESULTS = "results.parquet"
@@ -107,7 +107,8 @@ def run_sweep(
             with progress_bar(sum(episodes.values()), spec.name, enabled=progress) as bar:
                 bar.update(sum(episodes[i] for i in summaries))
                 for done in executor.map(run_cell, tasks):
-                    _land(done, sweep_dir / "cells" / by_index[done.index].dir_name)
+                    if done.files is not None:  # shipped from a cluster worker's scratch folder
+                        install_shipped(done, sweep_dir / "cells" / by_index[done.index].dir_name)
                     summaries[done.index] = done.summary
                     bar.update(episodes[done.index])
                     if kill_after and len(summaries) - kept >= kill_after:
@@ -145,11 +146,6 @@ def _finished(run_dir: Path, run_id: str) -> dict[str, Any] | None:
     except (OSError, orjson.JSONDecodeError):
         return None
     return summary if marker.get("run_id") == run_id == summary.get("run_id") else None
-
-
-def _land(done: CellDone, run_dir: Path) -> None:
-    if done.files is not None:
-        install_shipped(done, run_dir)
 
 
 @contextmanager
