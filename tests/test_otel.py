@@ -286,4 +286,7 @@ def test_serve_exports_each_request_as_a_trace(tmp_path: Path, phoenix: str) -> 
     assert sorted(s["name"] for s in stored) == sorted(s.name for s in expected.spans)
     root = next(s for s in stored if s["parent_id"] is None)
     assert root["attributes"]["gen_ai.conversation.id"] == request_id
-    assert root["attributes"]["agentlab.success"] is True
+    # The served request runs on the real-time loop, so whether it succeeded can vary; the span must say what the
+    # trace says.
+    (graded,) = [e for e in events if e["kind"] == "episode_graded"]
+    assert root["attributes"]["agentlab.success"] is graded["success"]
