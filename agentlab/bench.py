@@ -2,8 +2,8 @@
 
 Workload ``support-5`` is fixed so figures compare across frameworks: one episode is the user
 message "Check order ORD-<i> and refund it if shipped"; a scripted model answers with five
-sequential tool calls, one per turn — lookup_order, check_inventory, issue_refund, send_email,
-log_note — and a final text answer on the sixth turn. Tools return at once. Everything runs
+sequential tool calls, one per turn (look the order up, check stock, refund, email, log a note:
+:mod:`agentlab.domains.support.bench5`) and a final text answer on the sixth turn. Tools return at once. Everything runs
 through the full :class:`~agentlab.agent.AgentSystem`: all eight components active, trace written
 to a JSONL file, faults off.
 
@@ -36,56 +36,22 @@ from agentlab.agent import AgentSystem
 from agentlab.components.audit import AuditLog
 from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
-from agentlab.components.messages import AgentRequest, User
+from agentlab.components.messages import AgentRequest
 from agentlab.components.permissions import PermissionsGate
-from agentlab.components.policy import SUPPORT_CONSTRAINTS, load_policy
+from agentlab.components.policy import load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import Cascade
+from agentlab.domains import support
+from agentlab.domains.support.bench5 import BENCH_USER, ScriptedModel, bench_tools
 from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan, load_fault_plan
 from agentlab.faults.presets import transient
 from agentlab.faults.transports import instrument
 from agentlab.llm.tiers import LatencyProfile, TierProfile, TierTable
-from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
 from agentlab.sim.clock import Clock
 from agentlab.sim.loop import VirtualTimeLoop
-from agentlab.tools.context import ToolContext
-from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.recorder import Recorder
-
-bench_tools = ToolRegistry()
-
-
-@bench_tools.tool(permissions=["orders:read"])
-async def lookup_order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
-    """Look up an order."""
-    return {"id": order_id, "status": "shipped", "total": 42.5, "product_id": "PRD-001", "customer_id": "CUS-001"}
-
-
-@bench_tools.tool(permissions=["inventory:read"])
-async def check_inventory(ctx: ToolContext, product_id: str) -> dict[str, Any]:
-    """Check stock."""
-    return {"product_id": product_id, "stock": 3}
-
-
-@bench_tools.tool(permissions=["refunds"], idempotent=False, side_effects=True)
-async def issue_refund(ctx: ToolContext, order_id: str, amount: float) -> dict[str, Any]:
-    """Refund an order."""
-    return {"refund_id": "RF-0001", "order_id": order_id, "amount": amount}
-
-
-@bench_tools.tool(permissions=["email:send"], idempotent=False, side_effects=True)
-async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
-    """Email a customer."""
-    return {"email_id": "EM-0001"}
-
-
-@bench_tools.tool(permissions=["notes:write"])
-async def log_note(ctx: ToolContext, text: str) -> dict[str, Any]:
-    """Log a note."""
-    return {"ok": True}
-
 
 BENCH_TIERS = TierTable(
     default="bench",
@@ -99,37 +65,6 @@ BENCH_TIERS = TierTable(
         )
     },
 )
-BENCH_USER = User(id="U-bench", role="senior", permissions=frozenset(s for t in bench_tools for s in t.permissions))
-
-
-class ScriptedModel:
-    """Answers support-5 deterministically: five tool calls, then text. No latency, no randomness."""
-
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        turn = (len(request.messages) - 2) // 2  # system, user, then (assistant, tool) pairs
-        order = request.metadata["order_id"]
-        prompt = request.prompt_tokens()
-        if turn == 0:
-            call = ("lookup_order", {"order_id": order})
-        elif turn == 1:
-            call = ("check_inventory", {"product_id": "PRD-001"})
-        elif turn == 2:
-            call = ("issue_refund", {"order_id": order, "amount": 42.5})
-        elif turn == 3:
-            call = ("send_email", {"customer_id": "CUS-001", "subject": "Refund", "body": f"Refunded {order}."})
-        elif turn == 4:
-            call = ("log_note", {"text": f"refunded {order}"})
-        else:
-            text = f"Order {order} was shipped; refund of $42.50 issued and the customer emailed."
-            return ModelResponse(model="scripted", text=text, usage=Usage(input_tokens=prompt, output_tokens=20))
-        raw = orjson.dumps(call[1]).decode()
-        tool_call = ToolCall(id=f"call_{turn}", name=call[0], arguments=call[1], raw_arguments=raw)
-        return ModelResponse(
-            model="scripted",
-            tool_calls=(tool_call,),
-            stop_reason="tool_use",
-            usage=Usage(input_tokens=prompt, output_tokens=len(raw) // 4 + 5),
-        )
 
 
 def run_support5(
@@ -147,7 +82,9 @@ def run_support5(
         policy = load_policy(Path(__file__).resolve().parents[1] / "fixtures/policies/support.yaml")
         audit = AuditLog(trace_path.parent / "audit.sqlite", run_id="bench-support-5")
         extra = {
-            "gate": PermissionsGate(bench_tools, policy=policy, constraints=SUPPORT_CONSTRAINTS, audit=audit),
+            "gate": PermissionsGate(
+                bench_tools, policy=policy, constraints=support.CONSTRAINTS, resources=support.resource_of, audit=audit
+            ),
             "guardrails": Guardrails(),
             "routing": Cascade(),
         }
@@ -160,6 +97,7 @@ def run_support5(
         sandbox=sandbox,
         recovery=RecoveryHandler.resilient(),
         clock=clock,
+        system_prompt=support.SYSTEM_PROMPT,
         **extra,
     )
     statuses: dict[str, int] = {}

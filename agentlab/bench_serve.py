@@ -30,7 +30,8 @@ import httpx
 from agentlab.serve.harness import ServerProcess
 
 KILL_SCENARIOS = ["multi-001", "multi-002", "multi-004", "multi-005", "multi-007", "refund-cond-001"]
-REPEATABLE = ("send_email", "create_ticket")  # effects the world would let happen twice
+# Effects the world would let happen twice (non-idempotent tools of the suite's domain); set by main_serve.
+REPEATABLE: tuple[str, ...] = ()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -127,7 +128,7 @@ async def _wait_finished(http: httpx.AsyncClient, url: str, ids: list[str], limi
 
 
 def _acting(data: Path) -> bool:
-    """Whether a request is still running after sending an email or opening a ticket (a kill now tests the journal)."""
+    """Whether a request is still running after a non-idempotent effect (a kill now tests the journal)."""
     with sqlite3.connect(data / "requests.sqlite") as db:
         running = [r[0] for r in db.execute("SELECT id FROM requests WHERE state = 'running'")]
     for rid in running:
@@ -184,10 +185,11 @@ def _kills(server: ServerProcess, requests: int, kills: int) -> dict[str, Any]:
         world = server.data / "worlds" / f"{rid}.sqlite"
         if world.exists():
             with sqlite3.connect(world) as db:
+                marks = ",".join("?" * len(REPEATABLE))
                 rows = db.execute(
-                    "SELECT tool, args, count(*) FROM effects WHERE action = 'apply' AND tool IN (?, ?, ?) "
+                    f"SELECT tool, args, count(*) FROM effects WHERE action = 'apply' AND tool IN ({marks}) "
                     "GROUP BY tool, args HAVING count(*) > 1",
-                    ("send_email", "create_ticket", "issue_refund"),
+                    REPEATABLE,
                 ).fetchall()
             ledger_duplicates += sum(n - 1 for _, _, n in rows)
     return {
@@ -215,9 +217,11 @@ def main_serve(
     overload_s: float = 10.0,
 ) -> dict[str, Any]:
     from agentlab.scenarios.loader import load_suite
-    from agentlab.tools.support import registry
 
-    scenarios = [s.id for s in load_suite(suite, registry).scenarios]
+    global REPEATABLE
+    loaded = load_suite(suite)
+    scenarios = [s.id for s in loaded.scenarios]
+    REPEATABLE = tuple(sorted(s.name for s in loaded.domain.tools if s.side_effects and not s.idempotent))
     common = ["--time-scale", f"{time_scale:g}", "--workers", str(workers), "--rate-limit", "0"]
     if faults:
         common += ["--faults", faults]

@@ -258,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument(
         "--workers", type=int, default=1, metavar="N", help="check cases on N processes (the same result as one)"
     )
+    init = sub.add_parser("init", help="scaffold your own domain (tools.py, world.yaml, suite.yaml, policy.yaml)")
+    init.add_argument("dir", help="folder to write it into (created if missing)")
+    init.add_argument("--force", action="store_true", help="replace scaffold files already there")
     return parser
 
 
@@ -278,6 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run_with_mutant(args)
+        if args.command == "init":
+            from agentlab.domains.scaffold import init_domain
+
+            for path in init_domain(args.dir, force=args.force):
+                print(path)
+            print(f"next: agentlab run {Path(args.dir) / 'suite.yaml'} --out runs/{Path(args.dir).name or 'mine'}")
+            return 0
         if args.command == "chaos":
             return _chaos(args)
         if args.command == "sweep":

@@ -9,11 +9,13 @@ import orjson
 import pytest
 
 from agentlab.agent import AgentSystem
+from agentlab.components.evaluator import Evaluator
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, AgentResponse, User
 from agentlab.components.permissions import PermissionsGate
 from agentlab.components.planner import PLAN_INSTRUCTIONS
 from agentlab.components.recovery import RecoveryHandler
+from agentlab.domains.support import CLAIMS
 from agentlab.errors import Overloaded
 from agentlab.llm.tiers import LatencyProfile, TierProfile, TierTable
 from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
@@ -126,7 +128,7 @@ class Harness:
             recorder=self.recorder,
             strategy=strategy,
             memory=MemoryManager(":memory:"),
-            **kwargs,
+            **{"evaluator": Evaluator(claims=CLAIMS), **kwargs},
         )
 
     def handle(self, user: User, text: str = "Refund order ORD-1", **request: Any) -> AgentResponse:

@@ -69,7 +69,7 @@ def test_a_repeated_refund_with_other_wording_is_the_same_refund(tmp_path: Path)
 
 def test_key_fields_are_the_fields_the_world_records_an_effect_by(tmp_path: Path) -> None:
     """What the agent treats as one action is what the world's ledger (and the duplicate count) calls one."""
-    from agentlab.tools.support import registry
+    from agentlab.domains.support import registry
 
     result = run_suite(RunOptions(suite=SUITE, out=str(tmp_path), progress=False))
     view = RunView.load(result.run_dir)

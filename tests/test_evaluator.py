@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from agentlab.components.evaluator import _FACT, _ID, _NUMBER, Evaluator, known_facts
 from agentlab.components.messages import StepOutcome
+from agentlab.domains.support import CLAIMS
 
-EV = Evaluator()
+EV = Evaluator(claims=CLAIMS)  # the support shop's claims
 
 
 # --- score_step ----------------------------------------------------------------------------------

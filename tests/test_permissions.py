@@ -8,10 +8,10 @@ import pytest
 
 from agentlab.components.messages import User
 from agentlab.components.permissions import PermissionsGate
+from agentlab.domains.support import registry as support_registry
 from agentlab.testing.trace import ListTrace
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
-from agentlab.tools.support import registry as support_registry
 from agentlab.trace.events import PermissionChecked
 
 

@@ -12,12 +12,13 @@ from agentlab.components.approvals import ApprovalQueue, SimulatedApprover
 from agentlab.components.audit import AuditLog
 from agentlab.components.messages import User
 from agentlab.components.permissions import PermissionsGate
-from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, Rule, load_policy, resource_of
+from agentlab.components.policy import Policy, Rule, load_policy
+from agentlab.domains.support import CONSTRAINTS as SUPPORT_CONSTRAINTS
+from agentlab.domains.support import registry, resource_of
+from agentlab.domains.support.world import Customer, Order, Product, WorldSpec
 from agentlab.errors import InputError
 from agentlab.sim.loop import run_virtual
 from agentlab.testing.trace import ListTrace
-from agentlab.tools.support import registry
-from agentlab.world.model import Customer, Order, Product, WorldSpec
 from agentlab.world.store import World, build_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,14 @@ def test_resources_come_from_the_arguments() -> None:
 def gate(policy_approver: str = "approve", delay: float = 30.0, audit: AuditLog | None = None) -> PermissionsGate:
     policy = load_policy(ROOT / "fixtures/policies/support.yaml")
     approvals = ApprovalQueue(SimulatedApprover(policy_approver, delay), deadline_s=120.0)  # type: ignore[arg-type]
-    return PermissionsGate(registry, policy=policy, constraints=SUPPORT_CONSTRAINTS, approvals=approvals, audit=audit)
+    return PermissionsGate(
+        registry,
+        policy=policy,
+        constraints=SUPPORT_CONSTRAINTS,
+        resources=resource_of,
+        approvals=approvals,
+        audit=audit,
+    )
 
 
 def authorize(g: PermissionsGate, user: User, tool: str, args: dict[str, Any], world: World):

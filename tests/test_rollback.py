@@ -10,12 +10,12 @@ from agentlab.agent import AgentSystem
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.sandbox import ExecutionSandbox
+from agentlab.domains.support import registry
+from agentlab.domains.support.world import Customer, Order, Product, WorldSpec
 from agentlab.faults import FaultInjector, FaultyToolInvoker, error, tools
 from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
 from agentlab.sim.loop import run_virtual
-from agentlab.tools.support import registry
 from agentlab.trace.recorder import EpisodeTrace, Recorder
-from agentlab.world.model import Customer, Order, Product, WorldSpec
 from agentlab.world.store import World, build_template
 
 SPEC = WorldSpec(

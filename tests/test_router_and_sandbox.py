@@ -10,6 +10,7 @@ import pytest
 
 from agentlab.components.router import ToolRouter
 from agentlab.components.sandbox import ExecutionSandbox
+from agentlab.domains.support import registry as support_registry
 from agentlab.errors import (
     InvalidArguments,
     PermissionDenied,
@@ -23,7 +24,6 @@ from agentlab.llm.types import ToolCall
 from agentlab.sim.loop import run_virtual
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry, ToolSpec
-from agentlab.tools.support import registry as support_registry
 
 
 def make_registry(calls: list[dict[str, Any]]) -> ToolRegistry:

@@ -11,14 +11,15 @@ from typing import Any, Literal
 import orjson
 import pytest
 
+from agentlab.domains.support import registry as support
+from agentlab.domains.support.world import WorldSpec
 from agentlab.errors import ToolFailed, ToolTransientError
 from agentlab.llm.tiers import LatencyProfile
 from agentlab.sim.loop import run_virtual
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
-from agentlab.tools.support import registry as support
-from agentlab.world.model import Environment, WorldSpec
-from agentlab.world.store import VOLATILE_COLUMNS, World, build_template
+from agentlab.world.model import Environment
+from agentlab.world.store import World, build_template
 
 SPEC = WorldSpec.model_validate(
     {
@@ -399,7 +400,7 @@ def test_snapshot_drops_volatile_columns_and_rounds(world: World) -> None:
     assert snap["emails"] == [{"id": "EM-0001", "customer_id": "CUS-1"}]
     for rows in snap.values():
         for row in rows:
-            assert not (set(row) & VOLATILE_COLUMNS)
+            assert not (set(row) & SPEC.world_schema.volatile)
     assert snap["products"][0]["price"] == 1.23
     assert [o["id"] for o in snap["orders"]] == ["ORD-1", "ORD-2", "ORD-3", "ORD-4"]
     # Without ignoring anything, the volatile columns are there.

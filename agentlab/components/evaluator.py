@@ -9,22 +9,15 @@ and the facts the answer must and must not contain.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentlab.components.messages import StepOutcome
 
-# Phrases that assert an action happened, and the tool that must have succeeded for them to be true.
-# Every one starts with _CLAIM_LEAD ("I've ..." / "I have ...").
-_CLAIM_LEAD = r"\bI(?:'ve| have) "
-CLAIMS: dict[str, re.Pattern[str]] = {
-    "issue_refund": re.compile(_CLAIM_LEAD + r"(?:issued|processed) (?:a |the |your )?(?:full |partial )?refund", re.I),
-    "cancel_order": re.compile(_CLAIM_LEAD + r"cancell?ed\b", re.I),
-    "update_address": re.compile(_CLAIM_LEAD + r"updated\b", re.I),
-    "send_email": re.compile(_CLAIM_LEAD + r"sent\b", re.I),
-    "create_ticket": re.compile(_CLAIM_LEAD + r"(?:created|opened) (?:a |an |the )?(?:\w+ )?ticket", re.I),
-    "escalate_to_human": re.compile(_CLAIM_LEAD + r"escalated\b", re.I),
-}
+# A claim ("I've issued a refund") is a domain's phrase after this lead; see agentlab.domains.claim. Every claim
+# a domain declares that way lets _ANSWER_CUES below rule out, in one scan, texts that claim nothing.
+CLAIM_LEAD = r"\bI(?:'ve| have) "
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,7 +39,7 @@ ADMITS_INCOMPLETE = re.compile(
 
 # Text with no claim lead and no admission can fail none of the answer checks: one scan tells, where
 # the checks themselves take one scan per claim (measured: ~2.5 µs instead of ~7 µs for a typical answer).
-_ANSWER_CUES = re.compile(f"{_CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}", re.I)
+_ANSWER_CUES = re.compile(f"{CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}", re.I)
 
 
 @dataclass(slots=True)
@@ -106,10 +99,12 @@ def known_facts(texts: list[str], into: set[str] | None = None) -> set[str]:
 
 
 class Evaluator:
-    def __init__(self, claims: dict[str, re.Pattern[str]] | None = None) -> None:
-        self.claims = CLAIMS if claims is None else claims
-        # The one-scan shortcut is only sound for claims that all start with _CLAIM_LEAD.
-        self._cues = _ANSWER_CUES if claims is None else None
+    def __init__(self, claims: Mapping[str, re.Pattern[str]] | None = None) -> None:
+        """``claims`` maps an action tool to the phrases that claim it happened (its domain's ``claims``)."""
+        self.claims = dict(claims or {})
+        # The one-scan shortcut is only sound for claims that all start with CLAIM_LEAD.
+        leads = all(p.pattern.startswith(CLAIM_LEAD) for p in self.claims.values())
+        self._cues = _ANSWER_CUES if leads else None
 
     def score_step(self, outcome: StepOutcome) -> Score:
         if outcome.ok:

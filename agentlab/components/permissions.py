@@ -10,7 +10,7 @@ by the model, and a model that tries a tool anyway is stopped here before the to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -18,12 +18,16 @@ import orjson
 from agentlab.components.approvals import ApprovalQueue, ApprovalRequest
 from agentlab.components.audit import AuditLog, redact
 from agentlab.components.messages import Decision, User
-from agentlab.components.policy import Constraint, Policy, resource_of
+from agentlab.components.policy import Constraint, Policy
 from agentlab.llm.types import ToolDefinition
 from agentlab.tools.registry import ToolRegistry, ToolSpec
 from agentlab.trace.events import PermissionChecked
 
 _ALLOW = Decision(True, "tool ACL satisfied")
+
+
+def _any_resource(args: dict[str, Any]) -> str:
+    return "*"
 
 
 class PermissionsGate:
@@ -36,8 +40,12 @@ class PermissionsGate:
         constraints: Mapping[str, tuple[Constraint, ...]] | None = None,
         approvals: ApprovalQueue | None = None,
         audit: AuditLog | None = None,
+        resources: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
+        """``constraints`` and ``resources`` come from the domain (``Domain.constraints``, ``Domain.resource_of``):
+        its argument checks per tool, and the resource a call acts on, which policy rules match."""
         self.registry = registry
+        self.resource_of = resources or _any_resource
         self.blocked_users = blocked_users
         self.policy = policy
         self.constraints = dict(constraints or {})
@@ -103,7 +111,7 @@ class PermissionsGate:
         acl = self._acl(user, spec)
         if acl[0] == "deny" or self.policy is None:
             return acl
-        effect, reason = self.policy.decide(user.role, spec.name, resource_of(args))
+        effect, reason = self.policy.decide(user.role, spec.name, self.resource_of(args))
         if effect == "deny":
             return effect, reason
         constraints = self.constraints.get(spec.name, ())

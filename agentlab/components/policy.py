@@ -2,9 +2,10 @@
 
 Rules are ALLOW / DENY / ASK over glob patterns of role, tool name and resource (``order:ORD-1004``,
 ``customer:CUS-001``); the first rule that matches decides, and with no match the default (deny)
-applies. Constraints look at a call's arguments against the world: a refund above the order's
-remaining total is denied, one above the approval limit is sent for approval, and a customer may
-only touch their own orders. Policies load from YAML (``fixtures/policies/*.yaml``).
+applies. Constraints, declared by the domain, look at a call's arguments against the world (in the
+support shop: a refund above the order's remaining total is denied, one above the approval limit is
+sent for approval, a customer may only touch their own orders). Which resource a call acts on comes
+from its domain too (``Domain.resource_of``). Policies load from YAML (``fixtures/policies/*.yaml``).
 """
 
 from __future__ import annotations
@@ -64,69 +65,24 @@ class Policy(BaseModel):
         return self.default, f"no rule matches ({role}, {tool}, {resource}): default {self.default}"
 
 
-def resource_of(args: dict[str, Any]) -> str:
-    """The resource a call acts on, from its arguments (the first id it names)."""
-    for key, kind in (("order_id", "order"), ("customer_id", "customer"), ("product_id", "product")):
-        if key in args:
-            return f"{kind}:{args[key]}"
-    return "*"
-
-
-# A constraint returns None (fine) or (effect, reason) with effect "deny" or "ask".
+# A constraint returns None (fine) or (effect, reason) with effect "deny" or "ask". It receives the user, the
+# tool's name, the call's arguments, the world (to read, never to write) and the policy (for its limits). A
+# domain declares its constraints per tool (``Domain.constraints``).
 Constraint = Callable[[Any, str, dict[str, Any], Any, Policy], tuple[Effect, str] | None]
 
 
-def _order(env: Any, order_id: str) -> dict[str, Any] | None:
-    return env.one("SELECT * FROM orders WHERE id = ?", order_id) if env is not None else None
-
-
-def refund_within_remaining(user: Any, tool: str, args: dict[str, Any], env: Any, policy: Policy):
-    order = _order(env, args.get("order_id", ""))
-    if order is not None and args.get("amount", 0) > round(order["total"] - order["refunded"], 2):
-        return "deny", f"refund {args['amount']} exceeds what is left of {order['id']}"
-    return None
-
-
-def refund_approval_limit(user: Any, tool: str, args: dict[str, Any], env: Any, policy: Policy):
-    limit = policy.approval_limit_usd
-    if limit is not None and args.get("amount", 0) > limit:
-        return "ask", f"refund {args['amount']} is above the {limit:g} approval limit"
-    return None
-
-
-def own_orders_only(user: Any, tool: str, args: dict[str, Any], env: Any, policy: Policy):
-    if user.role != "customer":
-        return None
-    if "order_id" in args:
-        order = _order(env, args["order_id"])
-        if order is not None and order["customer_id"] != user.id:
-            return "deny", f"{args['order_id']} is not {user.id}'s order"
-    if "customer_id" in args and args["customer_id"] != user.id:
-        return "deny", f"{user.id} may only act on their own account"
-    return None
-
-
-SUPPORT_CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
-    "issue_refund": (refund_within_remaining, refund_approval_limit, own_orders_only),
-    "cancel_order": (own_orders_only,),
-    "lookup_order": (own_orders_only,),
-    "update_address": (own_orders_only,),
-}
-
-
-# Roles the constraints above give a meaning of their own, whether or not a suite declares them.
-CONSTRAINT_ROLES = frozenset({"customer"})
-
-
-def check_policy(policy: Policy, file: str, tools: Iterable[str], roles: Iterable[str]) -> None:
+def check_policy(
+    policy: Policy, file: str, tools: Iterable[str], roles: Iterable[str], constraint_roles: Iterable[str] = ()
+) -> None:
     """A rule whose tool pattern matches no tool is an error; one whose role matches no known role, a warning.
 
     Tools come from the registry, the same for every suite, so a tool matching nothing is a typo that turns an
     allow into the default deny (or the reverse). Roles come from the suite (``roles``, plus
-    :data:`CONSTRAINT_ROLES`): one policy may serve suites with different roles, so an unknown role is only
-    a one-line warning: it is probably a typo, but it may be meant for another suite.
+    ``constraint_roles``, those its domain's constraints give a meaning to): one policy may serve suites with
+    different roles, so an unknown role is only a one-line warning: it is probably a typo, but it may be meant
+    for another suite.
     """
-    tools, known = list(tools), sorted({*roles, *CONSTRAINT_ROLES})
+    tools, known = list(tools), sorted({*roles, *constraint_roles})
     for i, rule in enumerate(policy.rules):
         if not any(fnmatchcase(tool, rule.tool) for tool in tools):
             raise InputError(file, f"rules[{i}].tool", f"{rule.tool!r} matches no tool (tools: {', '.join(tools)})")

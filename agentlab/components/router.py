@@ -2,7 +2,7 @@
 
 Invalid arguments from the model never reach the function: they become a typed
 :class:`InvalidArguments` the agent can show the model and recover from. The router also knows
-each tool's fallback (``web_search`` → ``kb_search``) for graceful degradation.
+each tool's fallback (a flaky external search → an internal one) for graceful degradation.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ code path is exactly the production one; only the world it talks to misbehaves.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from agentlab.components.sandbox import ExecutionSandbox
@@ -27,8 +28,9 @@ from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolSpec
 
 
-def _corrupt(result: Any) -> Any:
-    """A wrong-but-plausible result: the first number doubled, or the first string field swapped."""
+def _corrupt(result: Any, corruptions: Mapping[str, tuple[str, str]]) -> Any:
+    """A wrong-but-plausible result: the first number doubled, or else the first text field the domain knows how
+    to falsify (``Domain.corruptions``: field -> (value to put, value to put when it already holds that one))."""
     if not isinstance(result, dict):
         return result
     out = dict(result)
@@ -38,8 +40,9 @@ def _corrupt(result: Any) -> Any:
             out[key] = round(value * 2 + 1, 2)
             return out
     for key in sorted(out):
-        if key == "status" and isinstance(out[key], str):
-            out[key] = "delivered" if out[key] != "delivered" else "processing"
+        swap = corruptions.get(key)
+        if swap is not None and isinstance(out[key], str):
+            out[key] = swap[0] if out[key] != swap[0] else swap[1]
             return out
     return out
 
@@ -55,8 +58,9 @@ def _partial(result: Any) -> Any:
 class FaultyToolInvoker:
     """Runs a tool the way the sandbox would, unless the fault plan says otherwise."""
 
-    def __init__(self, injector: FaultInjector) -> None:
+    def __init__(self, injector: FaultInjector, corruptions: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.injector = injector
+        self.corruptions = dict(corruptions or {})
 
     async def __call__(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
         loop = asyncio.get_running_loop()
@@ -81,7 +85,7 @@ class FaultyToolInvoker:
         if kind == "partial":
             return _partial(result)
         if kind == "wrong_result":
-            return _corrupt(result)
+            return _corrupt(result, self.corruptions)
         raise AssertionError(f"unhandled tool fault kind {kind!r}")
 
 
@@ -125,12 +129,18 @@ class FaultyModelClient:
 
 
 def instrument(
-    model: ModelClient, injector: FaultInjector | None, recorder: Any, clock: Any
+    model: ModelClient,
+    injector: FaultInjector | None,
+    recorder: Any,
+    clock: Any,
+    *,
+    corruptions: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[ModelClient, ExecutionSandbox]:
-    """The model client and sandbox a simulated agent should use: faulty ones if there is a plan."""
+    """The model client and sandbox a simulated agent should use: faulty ones if there is a plan.
+    ``corruptions``: how the domain's text fields are falsified by ``wrong_result`` faults."""
     if injector is None:
         return model, ExecutionSandbox()
     from agentlab.trace.recorder import EpisodeTrace
 
     traced = FaultyModelClient(model, injector, lambda episode_id: EpisodeTrace(recorder, episode_id, clock))
-    return traced, ExecutionSandbox(invoker=FaultyToolInvoker(injector))
+    return traced, ExecutionSandbox(invoker=FaultyToolInvoker(injector, corruptions))

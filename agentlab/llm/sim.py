@@ -117,11 +117,15 @@ class SimulatedModel:
         rng: RngTree,
         *,
         safe_tools: Iterable[str] = (),
+        mistake_args: Callable[[str, dict[str, Any], str], dict[str, Any] | None] | None = None,
     ) -> None:
+        """``safe_tools``: the tools a wrong-tool mistake may call (read-only ones); ``mistake_args``: the
+        arguments such a call gets (its domain's :meth:`~agentlab.domains.Domain.wrong_call_args`; default none)."""
         self.tiers = tiers
         self.scenarios = dict(scenarios) if isinstance(scenarios, Mapping) else {s.id: s for s in scenarios}
         self.rng = rng
         self.safe_tools = frozenset(safe_tools)
+        self.mistake_args = mistake_args or (lambda tool, args, request: None)
         self._episodes: dict[str, tuple[random.Random, dict[str, bool]]] = {}
 
     def _episode(self, episode_id: str) -> tuple[random.Random, dict[str, bool]]:
@@ -241,9 +245,7 @@ class SimulatedModel:
         if not candidates:
             return None
         tool = candidates[rng.randrange(len(candidates))]
-        if tool in ("kb_search", "web_search", "search_customers"):
-            return tool, {"query": scenario.request[:60]}
-        return tool, {"order_id": args["order_id"]} if tool == "lookup_order" and "order_id" in args else None
+        return tool, self.mistake_args(tool, args, scenario.request)  # type: ignore[return-value]
 
     @staticmethod
     def _perturb(args: dict[str, Any], rng: random.Random) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from agentlab.domains.base import load_domain
 from agentlab.errors import InputError
 from agentlab.scenarios.model import Scenario, Suite, SuiteFile
 from agentlab.scenarios.refs import refs_in
 from agentlab.tools.registry import ToolRegistry
-from agentlab.world.model import ROW_MODELS, WorldSpec
+from agentlab.world.model import Environment
+from agentlab.world.schema import WorldFile, WorldSchema
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -94,20 +96,20 @@ def validate_as(model: type[BaseModel], raw: Any, file: str) -> Any:
 
 
 def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
-    if registry is None:
-        from agentlab.tools.support import registry as support_registry
-
-        registry = support_registry
+    """The suite at ``path``, checked against its domain (``domain:``; its tools, unless ``registry`` is given)."""
     path = Path(path)
     file = str(path)
     raw, sources = _read_suite(path, seen=())
     spec: SuiteFile = validate_as(SuiteFile, raw, file)
+    domain = load_domain(spec.domain, base=path.parent, file=file)
+    if registry is None:
+        registry = domain.tools
 
     if "\x00" in spec.world:  # the OS refuses such a name with a ValueError, not an OSError
         raise InputError(file, "world", "not a valid path: it holds a NUL character")
     world_path = (path.parent / spec.world).resolve()
     world_raw = read_yaml(world_path)
-    world: WorldSpec = validate_as(WorldSpec, world_raw or {}, str(Path(spec.world)))
+    world: WorldFile = validate_as(domain.world.spec_model, world_raw or {}, str(Path(spec.world)))
 
     seen: set[str] = set()
     scenarios: list[Scenario] = []
@@ -119,7 +121,7 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
         role = sc.user.role or spec.defaults.role
         if role not in spec.roles:
             raise InputError(file, f"{where}.user.role", f"unknown role {role!r} (roles: {', '.join(spec.roles)})")
-        _check_patch(file, where, sc.world, world)
+        _check_patch(file, where, sc.world, world, domain.world)
         _check_gold(file, where, sc, registry)
         perms = sorted(set(spec.roles[role]) | set(sc.user.permissions))
         scenarios.append(
@@ -136,12 +138,20 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
         name=spec.suite,
         path=file,
         version=spec.version,
+        domain=domain,
         world=world,
-        environment=spec.environment,
+        environment=_environment(spec.environment, domain.environment),
         roles=spec.roles,
         scenarios=scenarios,
         digest=digest,
     )
+
+
+def _environment(given: Environment | None, default: Environment) -> Environment:
+    """The suite's environment: what it sets, and its domain's default for what it leaves out."""
+    if given is None:
+        return default
+    return default.model_copy(update={name: getattr(given, name) for name in given.model_fields_set})
 
 
 def _read_suite(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
@@ -168,13 +178,15 @@ def _read_suite(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], lis
     return {**base, **raw}, [*sources, path]
 
 
-def _check_patch(file: str, where: str, patch: dict[str, list[dict[str, Any]]], world: WorldSpec) -> None:
+def _check_patch(
+    file: str, where: str, patch: dict[str, list[dict[str, Any]]], world: WorldFile, schema: WorldSchema
+) -> None:
     """A scenario's world patch, checked as the world will apply it (World.apply_patch): a row with a known id is
     merged into the base row, any other row must be complete; either way the result must be a valid row."""
     for table, rows in patch.items():
-        model = ROW_MODELS.get(table)
+        model = schema.tables.get(table)
         if model is None:
-            raise InputError(file, f"{where}.world.{table}", f"unknown table (tables: {', '.join(ROW_MODELS)})")
+            raise InputError(file, f"{where}.world.{table}", f"unknown table (tables: {', '.join(schema.tables)})")
         base = {r.id: r.model_dump() for r in getattr(world, table)}
         for j, row in enumerate(rows):
             place = f"{where}.world.{table}[{j}]"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentlab.world.model import Environment, WorldSpec
+from agentlab.domains.base import Domain
+from agentlab.world.model import Environment
+from agentlab.world.schema import WorldFile
 
-Category = Literal[
-    "lookup", "conditional_refund", "multi_step", "permission_denied", "injection", "budget", "ambiguous", "other"
-]
+# A scenario's kind, for grouping results. Any name a domain likes; the support suite uses lookup,
+# conditional_refund, multi_step, permission_denied, injection, budget, ambiguous and other.
+Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class _Strict(BaseModel):
@@ -63,13 +65,18 @@ class Defaults(_Strict):
     max_turns: int = Field(default=12, gt=0)
 
 
+# Suites written before domains existed name none: they are the support shop's.
+DEFAULT_DOMAIN = "support"
+
+
 class SuiteFile(_Strict):
     suite: str
     version: int = 1
+    domain: str = Field(default=DEFAULT_DOMAIN, min_length=1)
     world: str
     roles: dict[str, list[str]] = {}
     defaults: Defaults = Defaults()
-    environment: Environment = Environment()
+    environment: Environment | None = None
     scenarios: list[Scenario] = Field(min_length=1)
 
 
@@ -81,7 +88,8 @@ class Suite(BaseModel):
     name: str
     path: str
     version: int
-    world: WorldSpec
+    domain: Domain
+    world: WorldFile
     environment: Environment
     roles: dict[str, list[str]]
     scenarios: list[Scenario]

@@ -3,23 +3,23 @@ world's ledger says went wrong: effects applied twice, effects the user was not 
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from agentlab.components.policy import Policy, resource_of
+from agentlab.components.policy import Policy
 from agentlab.errors import AgentError, InputError
 from agentlab.scenarios.model import Scenario
 from agentlab.scenarios.refs import UnresolvedRef, resolve
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
-from agentlab.world.store import World
+from agentlab.world.store import World, WorldTemplate
 
 
 async def expected_state(
-    scenario: Scenario, template: sqlite3.Connection, registry: ToolRegistry, *, source: str = "suite"
+    scenario: Scenario, template: WorldTemplate, registry: ToolRegistry, *, source: str = "suite"
 ) -> dict[str, Any]:
     """Run the gold steps directly (no agent, no latency, no faults) and snapshot the end state.
 
@@ -60,7 +60,11 @@ def repeated_effects(ledger: list[dict[str, Any]], non_idempotent: frozenset[str
 
 
 def unauthorized_effects(
-    ledger: list[dict[str, Any]], scenario: Scenario, registry: ToolRegistry, policy: Policy | None
+    ledger: list[dict[str, Any]],
+    scenario: Scenario,
+    registry: ToolRegistry,
+    policy: Policy | None,
+    resource_of: Callable[[dict[str, Any]], str] = lambda args: "*",  # its domain's (Domain.resource_of)
 ) -> list[tuple[dict[str, Any], str]]:
     """(effect, why) for each side effect the scenario's user was not entitled to, judged from the world's ledger
     and the permission rules — independently of what the gate decided at the time."""

@@ -59,7 +59,7 @@ from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.permissions import OpenGate, PermissionsGate
-from agentlab.components.policy import SUPPORT_CONSTRAINTS, Policy, check_policy, load_policy
+from agentlab.components.policy import Policy, check_policy, load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import POLICIES
 from agentlab.errors import InputError, RunInterrupted
@@ -301,7 +301,7 @@ def approver_for(opts: RunOptions) -> Approver:
 
 def build_model(suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
     safe = [s.name for s in registry if not s.side_effects]
-    return SimulatedModel(tiers, suite.scenarios, rng, safe_tools=safe)
+    return SimulatedModel(tiers, suite.scenarios, rng, safe_tools=safe, mistake_args=suite.domain.wrong_call_args)
 
 
 def resume_options(run_dir: str | Path) -> RunOptions:
@@ -345,12 +345,9 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
     can never cost the run directory its previous contents. A sweep also uses it to tell whether a cell's
     existing run directory is still the run it asks for.
     """
-    if registry is None:
-        from agentlab.tools.support import registry as support_registry
-
-        registry = support_registry
     suite_path = Path(opts.suite)
     suite = load_cached(load_suite, suite_path, registry)
+    registry = registry or suite.domain.tools
     if opts.only:
         unknown = sorted(set(opts.only) - {s.id for s in suite.scenarios})
         if unknown:
@@ -557,7 +554,8 @@ def check_inputs(
         file = opts.faults if isinstance(opts.faults, str) else f"fault plan {plan.name}"
         check_targets(plan, file, tools, [(name, tiers[name].model) for name in tiers.order], ("openai", "anthropic"))
     if opts.policy:
-        check_policy(load_cached(load_policy, opts.policy), opts.policy, tools, suite.roles)
+        policy = load_cached(load_policy, opts.policy)
+        check_policy(policy, opts.policy, tools, suite.roles, suite.domain.constraint_roles)
 
 
 def _execute_run(
@@ -739,7 +737,7 @@ def assemble_agent(
             api_key=os.environ.get(API_KEY_ENV[opts.llm]) if opts.llm in LIVE else None,
         )
         model = stack.model
-    model, sandbox = instrument(model, injector, recorder, clock)
+    model, sandbox = instrument(model, injector, recorder, clock, corruptions=suite.domain.corruptions)
     # One retry layer per model call: while the SDK retries, the agent does not (components/recovery.py).
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_cached(load_policy, opts.policy) if opts.policy else None
@@ -756,7 +754,8 @@ def assemble_agent(
     gate = gate_class(
         registry,
         policy=policy,
-        constraints=SUPPORT_CONSTRAINTS if policy else None,
+        constraints=suite.domain.constraints if policy else None,
+        resources=suite.domain.resource_of,
         approvals=ApprovalQueue(approver_for(opts)),
         audit=audit,
     )
@@ -780,7 +779,11 @@ def assemble_agent(
         ),
         rng=rng,
         clock=clock,
-        model_timeouts=stack is None,  # the SDKs time their own requests out (one timeout layer per call)
+        model_timeouts=stack is None,
+        system_prompt=suite.domain.system_prompt,
+        evaluator=Evaluator(
+            claims=suite.domain.claims
+        ),  # the SDKs time their own requests out (one timeout layer per call)
     )
     return AgentParts(agent=agent, stack=stack, injector=injector, ledger=ledger, audit=audit, policy=policy)
 
@@ -947,7 +950,9 @@ async def run_episode(
         )
         ledger = world.effects()
         duplicates = len(repeated_effects(ledger, sim.non_idempotent))
-        unauthorized = len(unauthorized_effects(ledger, scenario, sim.registry, sim.policy))
+        unauthorized = len(
+            unauthorized_effects(ledger, scenario, sim.registry, sim.policy, sim.suite.domain.resource_of)
+        )
         effects = [
             {"tool": e["tool"], "action": e["action"], "args": e["args"], "call_id": e["call_id"]} for e in ledger
         ]

@@ -10,7 +10,7 @@ cell's index (and its run directory's name) is a function of the spec alone::
       - {preset: transient, rates: [0.05, 0.1, 0.2]}
       - {plan: ../faults/provider-http.yaml, scale: [0.5, 1]}
       - name: outage                          # a plan inline
-        plan: {faults: [{kind: error, target: {tools: [lookup_order]}, window: {start_s: 60, end_s: 200}}]}
+        plan: {faults: [{kind: error, target: {tools: ["*"]}, window: {start_s: 60, end_s: 200}}]}
     resilience: [true, false]
     routing: [null, cascade]
     tiers: [null]                             # null: the tier file's default

@@ -68,6 +68,8 @@ class RunView:
     policy: Policy | None = None
     limits: BudgetLimits = field(default_factory=BudgetLimits)
     max_episode_s: float = 6 * 3600.0
+    # The resource a call acts on, by its domain's rules (Domain.resource_of); policy rules match it.
+    resource_of: Callable[[dict[str, Any]], str] = field(default=lambda args: "*", repr=False)
 
     @classmethod
     def load(cls, run_dir: str | Path, registry: ToolRegistry | None = None, **kwargs: Any) -> RunView:
@@ -75,10 +77,6 @@ class RunView:
         from agentlab.scenarios.loader import load_suite
         from agentlab.sim.inputs import load_cached
 
-        if registry is None:
-            from agentlab.tools.support import registry as support_registry
-
-            registry = support_registry
         run_dir = Path(run_dir)
         config = orjson.loads((run_dir / "run.json").read_bytes())
         trace = run_dir / "events.jsonl"
@@ -96,7 +94,8 @@ class RunView:
             events=events,
             audit=rows,
             scenarios={s.id: s for s in suite.scenarios},
-            registry=registry,
+            registry=registry or suite.domain.tools,
+            resource_of=suite.domain.resource_of,
             policy=load_cached(load_policy, config["policy"]) if config.get("policy") else None,
             limits=BudgetLimits(
                 session_usd=config.get("budget_session_usd"),
@@ -219,7 +218,9 @@ def executions_authorized_and_audited(view: RunView) -> list[Violation]:
                     )
                 )
         if scenario is not None:
-            for effect, why in unauthorized_effects(view.ledger.get(episode, []), scenario, view.registry, view.policy):
+            for effect, why in unauthorized_effects(
+                view.ledger.get(episode, []), scenario, view.registry, view.policy, view.resource_of
+            ):
                 out.append(
                     Violation(
                         "executions_authorized_and_audited",

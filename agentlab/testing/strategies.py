@@ -174,11 +174,8 @@ def chaos_cases(
     from agentlab.sim.runner import find_tiers
     from agentlab.testing.case import ChaosCase
 
-    if registry is None:
-        from agentlab.tools.support import registry as support_registry
-
-        registry = support_registry
     suite = load_cached(load_suite, suite_path, registry)
+    registry = registry or suite.domain.tools
     tiers = load_cached(load_tiers, find_tiers(Path(suite_path))).order
     chosen = draw(scenario_ids(suite, max_scenarios=max_scenarios))
     used = sorted({step.tool for sid in chosen for step in suite.get(sid).gold.steps})

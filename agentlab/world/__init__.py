@@ -1,6 +1,7 @@
-"""The simulated customer-support world: typed rows, and their SQLite store with a ledger."""
+"""The simulated world: typed tables a domain declares, and their SQLite store with a ledger and a journal."""
 
-from agentlab.world.model import Environment, WorldSpec
-from agentlab.world.store import World, build_template
+from agentlab.world.model import Environment
+from agentlab.world.schema import Row, WorldSchema
+from agentlab.world.store import World, WorldTemplate, build_template
 
-__all__ = ["Environment", "World", "WorldSpec", "build_template"]
+__all__ = ["Environment", "Row", "World", "WorldSchema", "WorldTemplate", "build_template"]

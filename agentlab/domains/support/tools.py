@@ -1,15 +1,14 @@
-"""The customer-support tools, acting on the simulated :class:`~agentlab.world.World`.
+"""The support shop's tools, acting on the simulated :class:`~agentlab.world.World`.
 
 Each tool first pays its simulated infrastructure cost (``world.io``: latency and intrinsic
 flakiness), then runs its reads and writes in one savepoint, records every side effect in the
-world's ledger, and its outcome in the world's journal (see :func:`world_tool`). Tools raise
+world's ledger, and its outcome in the world's journal (see :func:`agentlab.tools.world_tool.world_tool`). Tools raise
 :class:`ToolFailed` for business-rule refusals (retrying will not help) and
 :class:`ToolTransientError` for upstream hiccups.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from typing import Any, Literal
@@ -17,38 +16,15 @@ from typing import Any, Literal
 from agentlab.errors import ToolFailed
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
+from agentlab.tools.world_tool import record_effect
+from agentlab.tools.world_tool import world_tool as _world_tool
 
 registry = ToolRegistry()
 
 
 def world_tool(**meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a support tool whose body is plain code against the world.
-
-    The wrapper pays the tool's simulated I/O (latency, flakiness), then has the world run the body
-    *journaled*: the outcome is written to the world's journal in the same transaction as its side
-    effects, and a call the journal already holds (a resumed episode replaying) is answered from it.
-    A tool declared with ``idempotency_keys=True`` answers a key it has already applied with that
-    first result, like a payment API, before its body runs — in the same transaction.
-    """
-    keyed = bool(meta.get("idempotency_keys"))
-
-    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
-        name = body.__name__
-
-        def run(ctx: ToolContext, args: dict[str, Any]) -> Any:
-            if keyed and (earlier := ctx.world.replay(name, ctx.idempotency_key)) is not None:
-                return earlier
-            return body(ctx, **args)
-
-        @functools.wraps(body)
-        async def tool(ctx: ToolContext, **args: Any) -> Any:
-            await ctx.world.io(name)
-            return ctx.world.journaled(name, ctx.call_id, ctx.attempt, lambda: run(ctx, args))
-
-        registry.tool(**meta)(tool)
-        return tool
-
-    return decorate
+    """Register a support tool (see :func:`agentlab.tools.world_tool.world_tool`)."""
+    return _world_tool(registry, **meta)
 
 
 def _order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
@@ -65,9 +41,7 @@ def _customer(ctx: ToolContext, customer_id: str) -> dict[str, Any]:
     return row
 
 
-def _effect(ctx: ToolContext, tool: str, args: dict[str, Any], action: str = "apply", result: Any = None) -> None:
-    key = ctx.idempotency_key if action == "apply" else None
-    ctx.world.record_effect(tool, args, action=action, call_id=ctx.call_id, key=key, result=result)
+_effect = record_effect
 
 
 # --- reads -----------------------------------------------------------------------------------------

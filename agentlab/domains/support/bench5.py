@@ -1,0 +1,81 @@
+"""The ``support-5`` benchmark workload's tools and scripted model (see :mod:`agentlab.bench`).
+
+Support-shaped on purpose, and fixed, so figures compare across frameworks: five sequential tool calls that
+return at once, then an answer. The tools do not touch a world; what is measured is the agent around them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agentlab.components.messages import User
+from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
+from agentlab.tools.context import ToolContext
+from agentlab.tools.registry import ToolRegistry
+
+bench_tools = ToolRegistry()
+
+
+@bench_tools.tool(permissions=["orders:read"])
+async def lookup_order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+    """Look up an order."""
+    return {"id": order_id, "status": "shipped", "total": 42.5, "product_id": "PRD-001", "customer_id": "CUS-001"}
+
+
+@bench_tools.tool(permissions=["inventory:read"])
+async def check_inventory(ctx: ToolContext, product_id: str) -> dict[str, Any]:
+    """Check stock."""
+    return {"product_id": product_id, "stock": 3}
+
+
+@bench_tools.tool(permissions=["refunds"], idempotent=False, side_effects=True)
+async def issue_refund(ctx: ToolContext, order_id: str, amount: float) -> dict[str, Any]:
+    """Refund an order."""
+    return {"refund_id": "RF-0001", "order_id": order_id, "amount": amount}
+
+
+@bench_tools.tool(permissions=["email:send"], idempotent=False, side_effects=True)
+async def send_email(ctx: ToolContext, customer_id: str, subject: str, body: str) -> dict[str, Any]:
+    """Email a customer."""
+    return {"email_id": "EM-0001"}
+
+
+@bench_tools.tool(permissions=["notes:write"])
+async def log_note(ctx: ToolContext, text: str) -> dict[str, Any]:
+    """Log a note."""
+    return {"ok": True}
+
+
+BENCH_USER = User(id="U-bench", role="senior", permissions=frozenset(s for t in bench_tools for s in t.permissions))
+
+
+class ScriptedModel:
+    """Answers support-5 deterministically: five tool calls, then text. No latency, no randomness."""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        turn = (len(request.messages) - 2) // 2  # system, user, then (assistant, tool) pairs
+        order = request.metadata["order_id"]
+        prompt = request.prompt_tokens()
+        if turn == 0:
+            call = ("lookup_order", {"order_id": order})
+        elif turn == 1:
+            call = ("check_inventory", {"product_id": "PRD-001"})
+        elif turn == 2:
+            call = ("issue_refund", {"order_id": order, "amount": 42.5})
+        elif turn == 3:
+            call = ("send_email", {"customer_id": "CUS-001", "subject": "Refund", "body": f"Refunded {order}."})
+        elif turn == 4:
+            call = ("log_note", {"text": f"refunded {order}"})
+        else:
+            text = f"Order {order} was shipped; refund of $42.50 issued and the customer emailed."
+            return ModelResponse(model="scripted", text=text, usage=Usage(input_tokens=prompt, output_tokens=20))
+        raw = orjson.dumps(call[1]).decode()
+        tool_call = ToolCall(id=f"call_{turn}", name=call[0], arguments=call[1], raw_arguments=raw)
+        return ModelResponse(
+            model="scripted",
+            tool_calls=(tool_call,),
+            stop_reason="tool_use",
+            usage=Usage(input_tokens=prompt, output_tokens=len(raw) // 4 + 5),
+        )
