@@ -1,0 +1,108 @@
+"""One guarded attempt: the bookkeeping every outbound call of the agent shares, tool or model.
+
+A tool call and a model call go through the same gauntlet. The target's circuit breaker may refuse
+the call (a ``call_rejected`` event, and the caller's "circuit open" error carrying the time until a
+probe is let through); the rate limiter may make it wait; it runs, under the agent's own deadline
+when it has one; the breaker records its outcome and latency, both read from one clock reading; and
+a first attempt that failed goes to the Recovery Handler's retry policy, which calls the same
+attempt again. :func:`guarded` is that gauntlet, written once for both.
+
+What differs between the two is only what is called and how its outcome is recorded (a
+``model_call`` event and its price; ``tool_call_start``/``tool_call_end``, the audit row and the
+at-most-once mark): the caller passes those in as ``begin``, ``succeeded`` and ``failed``.
+
+It sits on the hot path (every attempt of every call), so it stays lean: the hooks are plain
+functions, not coroutines; the first attempt runs outside the retry driver, so the happy path pays
+nothing for retries; and the breaker, limiter and clock are looked up once per call, not per attempt.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agentlab.components.sandbox import with_deadline
+from agentlab.errors import AgentError
+from agentlab.trace.events import CallRejected
+
+if TYPE_CHECKING:
+    from agentlab.components.recovery import RecoveryHandler
+    from agentlab.resilience.breaker import CircuitBreaker
+    from agentlab.resilience.retry import RetryBudget
+    from agentlab.trace.recorder import EpisodeTrace
+
+T = TypeVar("T")  # what the call returns (a tool's result, a model response)
+R = TypeVar("R")  # what the caller makes of it
+E = TypeVar("E", bound=AgentError)  # the errors that count as a failed attempt of this kind of call
+
+
+async def guarded(
+    begin: Callable[[int], Coroutine[Any, Any, T]],
+    succeeded: Callable[[T, int, float, float], R],
+    failed: Callable[[E, int, float, float], None],
+    *,
+    errors: type[E],
+    target: str,
+    trace: EpisodeTrace,
+    breaker: CircuitBreaker | None,
+    rejected: Callable[[str, float | None], AgentError],
+    recovery: RecoveryHandler,
+    rng: Callable[[], random.Random],
+    budget: RetryBudget,
+    retry: bool = True,
+    may_retry: Callable[[AgentError], bool] | None = None,
+    call_id: str | None = None,
+    tool: bool = False,
+    timeout_s: float | None = None,
+    timed_out: Callable[[], AgentError] | None = None,
+) -> R:
+    """Make the call at ``target`` (``"tool:NAME"``, ``"model:TIER"``) under its breaker, limiter and retry policy.
+
+    ``begin(n)`` does what attempt ``n`` needs before the clock starts and returns the call's coroutine;
+    ``succeeded(result, n, latency_s, end)`` and ``failed(error, n, latency_s, end)`` record its outcome
+    after the breaker has (``failed`` must not raise: the error is re-raised for it). ``rejected(message,
+    retry_after)`` builds the error for a call the breaker refused. With ``timeout_s``, a call still
+    running after that long is abandoned and fails with ``timed_out()``. ``retry=False`` leaves retrying
+    to someone else (a provider SDK that retries by itself); ``may_retry`` vetoes retrying an error (a
+    side effect that may already have happened). ``call_id`` and ``tool`` are passed on to the
+    ``call_rejected`` event and the rate limiter.
+    """
+    now = trace.now
+    limiter = recovery.limiter
+
+    async def attempt(n: int) -> R:
+        if breaker is not None and not breaker.allow(now(), trace):
+            trace.emit(CallRejected(target=target, reason="circuit breaker open", call_id=call_id))
+            raise rejected(f"{target} circuit breaker is open", breaker.retry_after(now()))
+        if limiter is not None:
+            await limiter.acquire(target, trace, tool=tool)
+        call = begin(n)
+        start = now()
+        try:
+            if timeout_s is None:
+                result = await call
+            else:
+                try:  # the timer is armed only if the call suspends (a simulated one mostly does not)
+                    result = await with_deadline(call, timeout_s)
+                except TimeoutError:  # the agent's own deadline (clients report theirs as their own errors)
+                    raise timed_out() from None  # type: ignore[misc]
+        except errors as exc:
+            end = now()  # read once: nothing below awaits, so simulated time cannot move
+            if breaker is not None:
+                breaker.record(False, end - start, end, trace)
+            failed(exc, n, end - start, end)
+            raise
+        end = now()
+        if breaker is not None:
+            breaker.record(True, end - start, end, trace)
+        return succeeded(result, n, end - start, end)
+
+    try:
+        return await attempt(1)
+    except errors as exc:
+        if not retry:
+            raise
+        return await recovery.retry(
+            attempt, exc, target=target, trace=trace, rng=rng, budget=budget, now=now, may_retry=may_retry
+        )
