@@ -12,11 +12,11 @@
   retries, and the latency bookkeeping around them.
 * :mod:`.saga` — undoing an unfinished request's side effects.
 
-The names re-exported here are the package's public surface; import them from ``agentlab.agent``.
+The names re-exported here are the package's public surface; import them from ``agentlab.agent``. (The
+helper :func:`.guarded.guarded` is not among them: ``agentlab.agent.guarded`` stays the module.)
 """
 
 from agentlab.agent.episode import Episode
-from agentlab.agent.guarded import guarded
 from agentlab.agent.saga import rollback
 from agentlab.agent.steps import MODEL_MISTAKES, idempotency_key
 from agentlab.agent.system import DISCLOSURE, SYSTEM_PROMPT, AgentSystem
@@ -27,7 +27,6 @@ __all__ = [
     "SYSTEM_PROMPT",
     "AgentSystem",
     "Episode",
-    "guarded",
     "idempotency_key",
     "rollback",
 ]
