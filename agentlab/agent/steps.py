@@ -51,6 +51,15 @@ def _not_ambiguous(error: AgentError) -> bool:
     return not error.ambiguous
 
 
+# A tool's open breaker, as the error its call fails with (module-level: no closure per call).
+def _open_degrade(message: str, retry_after: float | None) -> CircuitOpen:
+    return CircuitOpen(message, retry_after=retry_after, transient=False)
+
+
+def _open_wait(message: str, retry_after: float | None) -> CircuitOpen:
+    return CircuitOpen(message, retry_after=retry_after, transient=True)
+
+
 class ToolSteps:
     """The tool-calling half of an :class:`~agentlab.agent.episode.Episode`."""
 
@@ -144,10 +153,6 @@ class ToolSteps:
             trace.emit(ToolCallStarted(call_id=call_id, tool=spec.name, attempt=n, args=logged_args))
             return system.sandbox.execute(spec, args, ctx)
 
-        def rejected(message: str, retry_after: float | None) -> CircuitOpen:
-            # With a fallback, degrade at once; without one, wait for the probe (within the retry policy).
-            return CircuitOpen(message, retry_after=retry_after, transient=not has_fallback)
-
         def failed(exc: StepError, n: int, latency_s: float, end: float) -> None:
             if at_most_once and exc.ambiguous:
                 self.attempted[key] = "already ran once with an unknown outcome"  # type: ignore[index]
@@ -194,7 +199,8 @@ class ToolSteps:
             target=f"tool:{spec.name}",
             trace=trace,
             breaker=recovery.breakers.tool(spec.name) if recovery.breakers is not None else None,
-            rejected=rejected,
+            # With a fallback, degrade at once; without one, wait for the probe (within the retry policy).
+            rejected=_open_degrade if has_fallback else _open_wait,
             recovery=recovery,
             rng=self.rng,
             budget=self.retry_budget,
