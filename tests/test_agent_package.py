@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def test_every_tool_and_model_call_goes_through_the_one_guarded_attempt(monkeypa
     targets: list[str] = []
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
-        targets.append(kwargs["target"])
+        targets.append(inspect.signature(guarded).bind(*args, **kwargs).arguments["target"])
         return await guarded(*args, **kwargs)
 
     monkeypatch.setattr(agentlab.agent.model_calls, "guarded", spy)

@@ -87,6 +87,7 @@ class Episode(ModelCalls, ToolSteps):
         return self.system.tiers[tier].price(self.prompt_tokens(tools), self.system.max_tokens)
 
     def rng(self) -> random.Random:
+        """The episode's own retry-jitter generator, made on first use (most episodes never retry)."""
         if self._rng is None:
             self._rng = self.system.rng.child("recovery", self.trace.episode_id).random()
         return self._rng
@@ -118,6 +119,8 @@ class Episode(ModelCalls, ToolSteps):
         return self._known
 
     def evaluate_answer(self, text: str) -> Score:
+        """The Evaluator's verdict on an answer; under cascade routing also whether its facts are grounded,
+        and a weak answer escalates the tier for the planner's next try."""
         score = self.system.evaluator.score_response(text, self.succeeded)
         if score.passed and self.system.routing is not None:
             grounded, unknown = Evaluator.grounding(text, self.known_facts())
