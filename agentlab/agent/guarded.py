@@ -39,12 +39,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")  # what the call returns (a tool's result, a model response)
 R = TypeVar("R")  # what the caller makes of it
 E = TypeVar("E", bound=AgentError)  # the errors that count as a failed attempt of this kind of call
+S = TypeVar("S")  # what the caller's hooks need to know about this call (a tuple: no closure per call)
 
 
 async def guarded(
-    begin: Callable[[int], Coroutine[Any, Any, T]],
-    succeeded: Callable[[T, int, float, float], R],
-    failed: Callable[[E, int, float, float], None],
+    begin: Callable[[S, int], Coroutine[Any, Any, T]],
+    succeeded: Callable[[S, T, int, float, float], R],
+    failed: Callable[[S, E, int, float, float], None],
+    state: S,
     errors: type[E],
     target: str,
     trace: EpisodeTrace,
@@ -58,19 +60,20 @@ async def guarded(
     call_id: str | None = None,
     tool: bool = False,
     timeout_s: float | None = None,
-    timed_out: Callable[[], AgentError] | None = None,
+    timed_out: Callable[[S], AgentError] | None = None,
     n: int = 1,
 ) -> R:
     """Make attempt ``n`` of the call at ``target`` (``"tool:NAME"``, ``"model:TIER"``); if it is the first and
     fails, hand the call to the retry policy, which makes the later attempts through this same function.
 
-    ``begin(n)`` does what attempt ``n`` needs before the clock starts and returns the call's coroutine;
-    ``succeeded(result, n, latency_s, end)`` and ``failed(error, n, latency_s, end)`` record its outcome
-    after the breaker has (``failed`` must not raise: the error is re-raised for it). ``errors`` are the
-    failures of this kind of call; ``rejected(message, retry_after)`` builds the one for a call the breaker
-    refused. With ``timeout_s``, a call still running after that long is abandoned and fails with
-    ``timed_out()``. ``retry=False`` leaves retrying to someone else (a provider SDK that retries by itself);
-    ``may_retry`` vetoes retrying an error (a side effect that may already have happened). ``call_id`` and
+    ``begin(state, n)`` does what attempt ``n`` needs before the clock starts and returns the call's
+    coroutine; ``succeeded(state, result, n, latency_s, end)`` and ``failed(state, error, n, latency_s, end)``
+    record its outcome after the breaker has (``failed`` must not raise: the error is re-raised for it). The
+    hooks are module-level functions and ``state`` the caller's facts about the call (no closure per call).
+    ``errors`` are the failures of this kind of call; ``rejected(message, retry_after)`` builds the one for a
+    call the breaker refused. With ``timeout_s``, a call still running after that long is abandoned and fails
+    with ``timed_out(state)``. ``retry=False`` leaves retrying to someone else (a provider SDK that retries by
+    itself); ``may_retry`` vetoes retrying an error (a side effect that may already have happened). ``call_id`` and
     ``tool`` are passed on to the ``call_rejected`` event and the rate limiter.
 
     (No closures and no inner coroutine: the first attempt runs in this frame, so a call costs its caller
@@ -83,7 +86,7 @@ async def guarded(
             raise rejected(f"{target} circuit breaker is open", breaker.retry_after(now()))
         if recovery.limiter is not None:
             await recovery.limiter.acquire(target, trace, tool=tool)
-        call = begin(n)
+        call = begin(state, n)
         start = now()
         try:
             if timeout_s is None:
@@ -92,22 +95,22 @@ async def guarded(
                 try:  # the timer is armed only if the call suspends (a simulated one mostly does not)
                     result = await with_deadline(call, timeout_s)
                 except TimeoutError:  # the agent's own deadline (clients report theirs as their own errors)
-                    raise timed_out() from None  # type: ignore[misc]
+                    raise timed_out(state) from None  # type: ignore[misc]
         except errors as exc:
             end = now()  # read once: nothing below awaits, so simulated time cannot move
             if breaker is not None:
                 breaker.record(False, end - start, end, trace)
-            failed(exc, n, end - start, end)
+            failed(state, exc, n, end - start, end)
             raise
         end = now()
         if breaker is not None:
             breaker.record(True, end - start, end, trace)
-        return succeeded(result, n, end - start, end)
+        return succeeded(state, result, n, end - start, end)
     except errors as exc:
         if n != 1 or not retry:  # a later attempt's failure goes back to the retry policy driving it
             raise
         again = partial(
-            guarded, begin, succeeded, failed, errors, target, trace, breaker, rejected, recovery, rng, budget,
+            guarded, begin, succeeded, failed, state, errors, target, trace, breaker, rejected, recovery, rng, budget,
             retry, may_retry, call_id, tool, timeout_s, timed_out,
         )  # fmt: skip
         return await recovery.retry(
