@@ -5,29 +5,71 @@
 * :class:`PlanAndExecutePlanner` — the model writes a whole JSON plan (validated with pydantic) up
   front; the steps run; a failed step or an answer the evaluator rejects triggers a re-plan.
 
-Both drive an :class:`~agentlab.agent.Episode`, which gives them exactly two powers: call the
-model, and run a step. Everything else (budget, permissions, retries, tracing) happens there.
+Both drive an episode through :class:`PlannerView`, which gives them exactly two powers: call the
+model, and run a step (plus the conversation, the evaluator's verdict on an answer, and their turn and
+re-plan limits). Everything else (budget, permissions, retries, tiers, tracing) happens behind it, in
+:class:`~agentlab.agent.Episode`; a planner never sees the agent system that runs it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agentlab.llm.types import Message, ToolCall
+from agentlab.components.evaluator import Score
+from agentlab.components.messages import StepOutcome
+from agentlab.llm.types import Message, ModelResponse, ToolCall
 from agentlab.scenarios.refs import UnresolvedRef, resolve
-from agentlab.trace.events import Evaluated, PlanMade, RecoveryAction
+from agentlab.trace.events import Evaluated, Event, PlanMade, RecoveryAction
 
-if TYPE_CHECKING:
-    from agentlab.agent import Episode
+
+class RecoveryLimits(Protocol):
+    """How often a planner may correct an answer or re-plan (the Recovery Handler's policy)."""
+
+    max_corrections: int
+    max_replans: int
+
+
+class TraceSink(Protocol):
+    """Where a planner records its own decisions (a plan, a correction, a re-plan)."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class PlannerView(Protocol):
+    """All a planner may touch of the request it drives: exactly what the planners below use.
+
+    The episode behind it (:class:`~agentlab.agent.Episode`) does the budget, permissions, retries,
+    tier choice and tracing; a planner decides only what to ask the model and which steps to run.
+    """
+
+    turns: int
+    max_turns: int
+    results: dict[str, Any]  # a step's result by step id, for ``${step_id.field}`` references
+    routed: bool  # a cascade routing policy picks the tier: an answer that gives up is retried, not accepted
+
+    @property
+    def recovery(self) -> RecoveryLimits: ...  # read-only, so the Recovery Handler itself satisfies it
+
+    @property
+    def trace(self) -> TraceSink: ...
+
+    def add(self, message: Message) -> None: ...
+
+    async def call_model(self, purpose: str, *, response_format: str = "text", tools: bool = True) -> ModelResponse: ...
+
+    async def run_step(self, call: ToolCall) -> StepOutcome: ...
+
+    def evaluate_answer(self, text: str) -> Score: ...
 
 
 class Planner(Protocol):
     name: str
 
-    async def run(self, episode: Episode) -> tuple[str, str]:
+    async def run(self, episode: PlannerView) -> tuple[str, str]:
         """Drive the episode; return ``(answer, status)``."""
         ...
 
@@ -63,7 +105,7 @@ def _status(score: Any) -> str:
 class ReactPlanner:
     name = "react"
 
-    async def run(self, episode: Episode) -> tuple[str, str]:
+    async def run(self, episode: PlannerView) -> tuple[str, str]:
         corrections = 0
         while episode.turns < episode.max_turns:
             episode.turns += 1
@@ -75,7 +117,7 @@ class ReactPlanner:
                 continue
             score = episode.evaluate_answer(response.text)
             # Under cascade routing an answer that gives up is retried at the escalated tier, not accepted.
-            gave_up = score.incomplete and episode.system.routing is not None
+            gave_up = score.incomplete and episode.routed
             if (not score.passed or gave_up) and corrections < episode.recovery.max_corrections:
                 corrections += 1
                 episode.trace.emit(RecoveryAction(action="correct", reason=score.reason))
@@ -95,7 +137,7 @@ class ReactPlanner:
 class PlanAndExecutePlanner:
     name = "plan"
 
-    async def run(self, episode: Episode) -> tuple[str, str]:
+    async def run(self, episode: PlannerView) -> tuple[str, str]:
         revision = 0
         max_replans = episode.recovery.max_replans
         while episode.turns < episode.max_turns:
@@ -139,7 +181,7 @@ class PlanAndExecutePlanner:
                 episode.turns += 1
                 answer = (await episode.call_model("respond", tools=False)).text
             score = episode.evaluate_answer(answer)
-            gave_up = score.incomplete and episode.system.routing is not None
+            gave_up = score.incomplete and episode.routed
             if (score.passed and not gave_up) or revision >= max_replans:
                 return answer, _status(score)
             revision += 1
@@ -148,7 +190,7 @@ class PlanAndExecutePlanner:
         return (f"I couldn't finish this request within {episode.max_turns} turns.", "max_turns")
 
     @staticmethod
-    async def _execute(episode: Episode, plan: Plan) -> str | None:
+    async def _execute(episode: PlannerView, plan: Plan) -> str | None:
         """Run the plan's steps in order; return a description of the first failure, if any."""
         for step in plan.steps:
             try:

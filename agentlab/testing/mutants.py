@@ -30,14 +30,14 @@ ENV = "AGENTLAB_MUTANT"
 
 @contextmanager
 def no_idempotency_keys() -> Iterator[None]:
-    import agentlab.agent
+    import agentlab.agent.steps
     from agentlab.tools.context import ToolContext
 
     def context_without_key(*args: Any, **kwargs: Any) -> ToolContext:
         kwargs["idempotency_key"] = None
         return ToolContext(*args, **kwargs)
 
-    with mock.patch.object(agentlab.agent, "ToolContext", context_without_key):
+    with mock.patch.object(agentlab.agent.steps, "ToolContext", context_without_key):  # where tool calls get theirs
         yield
 
 
