@@ -157,14 +157,10 @@ def _running_with_effects(data: Path) -> set[str]:
     "agent_args",
     [
         ["--faults", FAULTS],
-        pytest.param(
-            ["--no-resilience"],
-            # A known bug (issue 17 stays open for it): with idempotency keys off, the world journal alone let a
-            # re-run request apply an effect again in 1 of 2 clean-clone CI runs. The server runs on the real-time
-            # loop, so a re-run need not repeat its first run's calls in the same order, and the journal answers
-            # by position. Not strict: it passes when the kill lands where the re-run does not diverge.
-            marks=pytest.mark.xfail(reason="journal-only re-runs can diverge and repeat an effect", strict=False),
-        ),
+        # Journal only (issue 17): the re-run runs on the real-time loop and need not repeat its first run's calls in
+        # the same order; the journal recognises an effect the first run applied by what it does, wherever the
+        # re-run makes the call (tests/test_journal_rerun.py forces that divergence).
+        ["--no-resilience"],
     ],
     ids=["idempotency-keys-and-faults", "journal-only"],
 )

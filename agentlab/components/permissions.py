@@ -120,7 +120,7 @@ class PermissionsGate:
             and call_id
             and env is not None  # no world to ask (the common case in benchmarks): skip the lookup
             and hasattr(env, "holds_call")
-            and env.holds_call(spec.name, call_id)
+            and env.holds_call(spec.name, call_id, spec.identity(args), spec.effectful)
         ):
             # A resumed episode replaying a call its world's journal holds: the call was decided before the kill,
             # and its constraints would now read the world it has since changed (a refund "exceeding" the balance

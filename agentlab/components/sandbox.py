@@ -76,6 +76,9 @@ class ExecutionSandbox:
 
     async def execute(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
         timeout = self.timeout_for(spec)
+        note = getattr(ctx.world, "note_call", None)
+        if note is not None:  # a durable world: it tells a call it already ran by what the call does
+            note(ctx.call_id, spec, args)
         try:
             coro = spec.fn(ctx, **args) if self.invoker is None else self.invoker(spec, args, ctx)
             return await with_deadline(coro, timeout)

@@ -12,7 +12,11 @@ resilience, permissions and trace — on the server's real-time loop instead of 
 * **Crash safety**: each request runs against its own world file with a journal of every tool
   call; a server killed mid-request re-queues it on restart, and the journal answers the calls that
   already happened, so no side effect is applied twice (the grade's ``duplicate_side_effects``,
-  counted from the world's ledger, says so).
+  counted from the world's ledger, says so). The re-run is not a replay: on the real-time loop, with
+  memory, breakers and budgets that other requests have moved on since, it may make its calls in
+  another order. Rather than freeze all of that per request to force an exact replay, the journal
+  recognises a call by the action it performs (:meth:`agentlab.world.store.World.journaled`), so
+  it holds with idempotency keys off (``--no-resilience``) too.
 
 Durations in the API (``deadline_s``, ``wait``) are on the agent's clock: with ``--time-scale K``
 (the loop runs K times faster than the wall, for load tests of the simulated model) they pass K

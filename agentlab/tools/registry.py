@@ -64,6 +64,19 @@ class ToolSpec:
     def required_args(self) -> list[str]:
         return [n for n, f in self.args_model.model_fields.items() if f.is_required()]
 
+    @property
+    def effectful(self) -> bool:
+        """Whether running the call twice could act twice (it changes the world, or is not idempotent)."""
+        return self.side_effects or not self.idempotent
+
+    def identity(self, args: dict[str, Any]) -> str:
+        """The action a call performs, as a canonical string: its ``key_fields`` (all arguments if None).
+
+        A durable world's journal compares it to recognise a call it already ran (see ``World.journaled``).
+        """
+        fields = args if self.key_fields is None else {k: args.get(k) for k in self.key_fields}
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
+
 
 class ToolRegistry:
     """An ordered set of tools, looked up by name."""

@@ -8,10 +8,23 @@ checks (duplicate side effects, unauthorized calls) read instead of trusting the
 
 In a file-backed world (``World.persisted``, a run with durable worlds) every tool call's outcome
 also goes to the ``journal``, in the same transaction as its effects, keyed by (call id, tool,
-attempt). A resumed episode re-runs deterministically from its start, so it repeats the calls it
-made before the kill in the same order; the world answers those from the journal instead of
-executing them again (how durable-execution engines replay a workflow), and the
-first call the journal does not hold runs for real.
+attempt). A resumed episode re-runs from its start; the world answers the calls it made before the
+kill from the journal instead of executing them again (how durable-execution engines replay a
+workflow), and the first call the journal does not hold runs for real.
+
+Answering by position alone is sound only if the re-run repeats its first run call for call. An
+``agentlab run --resume`` does (virtual time, same inputs), but a request ``agentlab serve`` re-runs
+after a kill does not have to: it runs on the real-time loop, beside other requests that change
+what it shares with them (memory, breakers, budgets), with less of its deadline left, so its calls
+can come in another order, and a call id can name another call. Making the served episode replay
+exactly would need all of that state frozen per request, so the journal does not rely on it: each
+journaled call is also logged with its *identity* (``ToolSpec.identity``: the tool's ``key_fields``,
+the same arguments that make an idempotency key) in ``journal_calls``. A call the sandbox announced
+(:meth:`World.note_call`) is answered from an earlier process's log only if that log holds the same
+action — at its own position, or, for a call that acts on the world, anywhere — and each logged call
+answers at most one call of the re-run. So a re-run that diverged still applies no effect its first
+run applied, and a call id that now names another call runs for real instead of getting another
+call's answer. A deterministic re-run finds every call at its position, exactly as before.
 """
 
 from __future__ import annotations
@@ -38,6 +51,15 @@ CREATE TABLE effects (seq INTEGER PRIMARY KEY, t REAL, tool TEXT, action TEXT, c
 CREATE INDEX effects_key ON effects (tool, idempotency_key);
 CREATE TABLE journal (call_id TEXT, tool TEXT, attempt INTEGER, ok INTEGER, payload TEXT,
                       PRIMARY KEY (call_id, tool, attempt));
+"""
+
+# The journal's identity log (see the module docstring): one row per journaled call and attempt, by rowid (a
+# re-run that diverged may reuse a (call id, tool, attempt) of its first run for another action). Only
+# durable worlds have it, created beside the ledger's journal when the world file is made or reopened.
+JOURNAL_CALLS = """
+CREATE TABLE IF NOT EXISTS journal_calls (call_id TEXT, tool TEXT, attempt INTEGER, identity TEXT, ok INTEGER,
+                                          payload TEXT);
+CREATE INDEX IF NOT EXISTS journal_calls_identity ON journal_calls (tool, identity);
 """
 
 
@@ -98,6 +120,11 @@ class World:
         self.rng = rng or random.Random(0)
         self.env = environment or Environment()
         self._depth = 0
+        # The identity log: calls the sandbox announced, by (call id, tool) -> (identity, effectful); the last
+        # rowid an earlier process wrote (rows up to it may answer this one's calls); the rows that already did.
+        self._noted: dict[tuple[str, str], tuple[str, bool]] = {}
+        self._earlier_upto = 0
+        self._answered: set[int] = set()
 
     @classmethod
     def from_template(
@@ -132,7 +159,9 @@ class World:
             except sqlite3.OperationalError:
                 owner = None
             if owner is not None and owner[0] == episode_id:
-                return cls(conn, schema=template.schema, journal=True, **kwargs)
+                world = cls(conn, schema=template.schema, journal=True, **kwargs)
+                world._open_log()
+                return world
             conn.close()
         remove_world_file(path)
         conn = sqlite3.connect(path, isolation_level=None)
@@ -142,44 +171,101 @@ class World:
         world = cls(conn, schema=template.schema, journal=True, **kwargs)
         if patch:
             world.apply_patch(patch)
+        world._open_log()
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         conn.execute("INSERT INTO meta VALUES ('episode', ?)", (episode_id,))  # last: marks the file complete
         return world
 
     # --- the journal -----------------------------------------------------------------------------
 
-    def holds_call(self, tool: str, call_id: str) -> bool:
-        """Whether the journal already holds an attempt of this call (a resumed episode is replaying it)."""
+    def _open_log(self) -> None:
+        """Create the identity log if the file has none (a new world, or one an older version wrote)."""
+        self.conn.executescript(JOURNAL_CALLS)
+        row = self.one("SELECT MAX(rowid) AS n FROM journal_calls")
+        self._earlier_upto = (row["n"] if row else None) or 0
+
+    def note_call(self, call_id: str, spec: Any, args: dict[str, Any]) -> None:
+        """The sandbox announces the call it is about to run (``spec``: its ToolSpec), so that
+        :meth:`journaled` can tell whether an earlier process already ran this very action."""
+        if self.journal and call_id:
+            self._noted[(call_id, spec.name)] = (spec.identity(args), spec.effectful)
+
+    def _earlier(self, tool: str, call_id: str, attempt: int | None, identity: str, effectful: bool) -> Any:
+        """The earlier process's log row that answers this call, if any: the same action at the same
+        position (any attempt when ``attempt`` is None), else, for a call that acts, the same action
+        that succeeded anywhere. Rows that already answered a call of this process are not offered again."""
+        if not self._earlier_upto:
+            return None
+        rows = [
+            r
+            for r in self.all(
+                "SELECT rowid AS n, call_id, attempt, ok, payload FROM journal_calls"
+                " WHERE rowid <= ? AND tool = ? AND identity = ? ORDER BY rowid",
+                self._earlier_upto,
+                tool,
+                identity,
+            )
+            if r["n"] not in self._answered
+        ]
+        for r in rows:
+            if r["call_id"] == call_id and (attempt is None or r["attempt"] == attempt):
+                return r
+        if effectful:
+            return next((r for r in rows if r["ok"]), None)
+        return None
+
+    def holds_call(self, tool: str, call_id: str, identity: str | None = None, effectful: bool = False) -> bool:
+        """Whether the journal already holds this call (a resumed episode is replaying it).
+
+        With the call's ``identity`` (what the permission gate passes), only an earlier run of the same
+        action counts, as :meth:`journaled` will answer it; without it, any attempt of ``call_id``.
+        """
         if not self.journal:
             return False
+        if identity is not None and self._earlier_upto:
+            return self._earlier(tool, call_id, None, identity, effectful) is not None
         return self.one("SELECT 1 FROM journal WHERE call_id = ? AND tool = ? LIMIT 1", call_id, tool) is not None
 
     def journaled(self, tool: str, call_id: str, attempt: int, body: Callable[[], Any]) -> Any:
         """Run ``body`` in one transaction with its journal row, or answer from the journal.
 
         A call without an id (a tool called directly, outside an agent) cannot be recognised on
-        replay, and a world without a journal is never replayed: both simply run ``body``.
+        replay, and a world without a journal is never replayed: both simply run ``body``. A call the
+        sandbox did not announce (a compensation), or one in a file whose identity log is empty, is
+        answered by position only, as it always was.
         """
         if not call_id or not self.journal:
             with self.transaction():
                 return body()
-        row = self.one(
-            "SELECT ok, payload FROM journal WHERE call_id = ? AND tool = ? AND attempt = ?", call_id, tool, attempt
-        )
+        noted = self._noted.pop((call_id, tool), None)
+        if noted is not None and self._earlier_upto:
+            if (row := self._earlier(tool, call_id, attempt, *noted)) is not None:
+                self._answered.add(row["n"])
+        else:  # nothing announced, or an identity log this file has no rows in (written before it existed)
+            row = self.one(
+                "SELECT ok, payload FROM journal WHERE call_id = ? AND tool = ? AND attempt = ?", call_id, tool, attempt
+            )
         if row is not None:
             if row["ok"]:
                 return orjson.loads(row["payload"])
             raise ToolFailed(row["payload"])
+        identity = None if noted is None else noted[0]
         try:
             with self.transaction():
                 result = body()
-                self.execute(
-                    "INSERT INTO journal VALUES (?, ?, ?, 1, ?)", call_id, tool, attempt, orjson.dumps(result).decode()
-                )
+                self._log(call_id, tool, attempt, identity, True, orjson.dumps(result).decode())
         except ToolFailed as exc:
-            self.execute("INSERT INTO journal VALUES (?, ?, ?, 0, ?)", call_id, tool, attempt, str(exc))
+            self._log(call_id, tool, attempt, identity, False, str(exc))
             raise
         return result
+
+    def _log(self, call_id: str, tool: str, attempt: int, identity: str | None, ok: bool, payload: str) -> None:
+        # OR IGNORE: a re-run that diverged may run another action under a (call id, tool, attempt) its first run
+        # used; the journal keeps the first, the identity log both.
+        self.execute("INSERT OR IGNORE INTO journal VALUES (?, ?, ?, ?, ?)", call_id, tool, attempt, int(ok), payload)
+        if identity is not None:
+            row = (call_id, tool, attempt, identity, int(ok), payload)
+            self.execute("INSERT INTO journal_calls VALUES (?, ?, ?, ?, ?, ?)", *row)
 
     def now(self) -> float:
         return self.clock.now() if self.clock is not None else 0.0
