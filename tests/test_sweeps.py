@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -273,3 +274,16 @@ def test_the_notebook_short_form_keeps_the_callers_keys(reference: Path, tmp_pat
     assert table.fault_plan.tolist() == [0.3] and table.run_dir.iloc[0].startswith(str(tmp_path / "quick"))
     same = load_sweep(reference).query("fault_rate == 0.3 and resilience and seed == 3").iloc[0]
     assert (table.success_rate.iloc[0], table.pass_hat_k_max.iloc[0]) == (same.success_rate, same.pass_hat_2)
+
+
+def test_a_local_clusters_workers_run_without_dasks_profiler() -> None:
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+
+    def callbacks(dask_worker: Any) -> list[str]:
+        return sorted(dask_worker.periodic_callbacks)
+
+    # The profiler samples every task's stack every 10 ms (~15 % of a sweep worker's CPU); a worker without
+    # it still has its heartbeat, so the check cannot pass on an empty list.
+    with Dask.local(1) as dask:
+        (names,) = dask._client.run(callbacks).values()
+    assert "heartbeat" in names and "profile" not in names

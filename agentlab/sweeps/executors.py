@@ -152,13 +152,19 @@ class Dask:
         except ImportError:
             raise InputError("--dask", "", "needs the dask extra: pip install 'agentlab[dask]'") from None
         if self.address is None:
-            self._cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            # Dask's statistical profiler samples the running task's stack every 10 ms for the dashboard
+            # (which a local sweep does not open); on agentlab's deep asyncio stacks it cost a worker ~15 % of
+            # its CPU. The nanny hands this config to the worker processes it starts.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             self._client = Client(self._cluster)
         else:
             try:
