@@ -10,7 +10,8 @@ with the seed fixed and every case passing, hypothesis generates the same sequen
 the property's body does (it draws nothing), so the sequence is generated up front by a property
 that only collects; the pool checks it, stopping once the first violation in generation order is
 known; the serial search then replays that prefix from the results (instantly) and shrinks the
-failure as it always has — shrinking is sequential by nature, so it stays on one core.
+failure as it always has — shrinking is sequential by nature, so it stays on one core. When every case
+passed there is nothing to replay or shrink, and the report is summed from the pool's results.
 """
 
 from __future__ import annotations
@@ -119,12 +120,21 @@ def search(
                 raise InvariantViolated(result, "")
 
         started = time.perf_counter()  # wall time of the search, for the throughput figure only
+        generated: list[ChaosCase] = []
         if workers > 1:
-            generated: list[ChaosCase] = []
             run(generated.append)
             known = _check_on_pool(generated, workers, cross_run, progress, report)
         try:
-            run(property_holds)
+            if generated and not any(result.violations for result in known.values()):
+                # Every case passed: the serial search would call the property on exactly these cases, in
+                # this order, and find nothing, so its figures are these sums (no second generation pass).
+                for case in generated:
+                    result = known[case.model_dump_json()]
+                    report.examples += 1
+                    report.runs += result.runs
+                    report.events += result.events
+            else:
+                run(property_holds)
         except InvariantViolated:
             # Hypothesis replays the shrunk case last: that is the one to write out.
             case, result = last_failure[0]

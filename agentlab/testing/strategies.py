@@ -9,6 +9,10 @@ Use them in your own tests::
     def test_my_agent_survives(chaos, case):        # ``chaos``: the pytest fixture of agentlab.testing.plugin
         chaos.assert_holds(case)
 
+Strategies are built once per set of arguments and reused (``functools.cache``): hypothesis validates a
+strategy object the first time it draws from it, and building fresh ones inside every draw made generating a
+case cost more than half as much as running it.
+
 Every strategy draws only values the YAML formats can hold, rounded to readable figures, and shrinks
 towards the simplest schedule (always on, run-wide, no window), so a minimal failing case reads as
 a fault plan a person would write by hand.
@@ -17,6 +21,7 @@ a fault plan a person would write by hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +52,18 @@ TOOL_KIND_DRAW = (*TOOL_FAULT_KINDS, "timeout_after_commit", "timeout_after_comm
 ROUTING = (None, "cascade", "budget-aware-cascade", "always-cheapest")
 
 
+@cache
 def _rounded(low: float, high: float, places: int = 2) -> st.SearchStrategy[float]:
     return st.floats(low, high, allow_nan=False).map(lambda x: round(x, places)).filter(lambda x: low <= x <= high)
 
 
+@cache
 def rates() -> st.SearchStrategy[float]:
     """Always (1.0, the simplest), common round rates, or any rate to two places."""
     return st.one_of(st.sampled_from([1.0, 0.5, 0.2, 0.1]), _rounded(0.01, 1.0))
 
 
+@cache
 def windows(max_start_s: float = 120.0, max_length_s: float = 600.0) -> st.SearchStrategy[Window]:
     """A stretch of simulated time, in whole seconds."""
     return st.builds(
@@ -65,8 +73,15 @@ def windows(max_start_s: float = 120.0, max_length_s: float = 600.0) -> st.Searc
     )
 
 
+@cache
+def schedules(max_start_s: float = 120.0) -> st.SearchStrategy[Schedule]:
+    """When a fault applies: a rate, and — each a third of the time — a window, every Nth call and a burst
+    (all must hold). Shrinks towards the bare rate."""
+    return _schedules(max_start_s)
+
+
 @st.composite
-def schedules(draw: st.DrawFn, max_start_s: float = 120.0) -> Schedule:
+def _schedules(draw: st.DrawFn, max_start_s: float) -> Schedule:
     """When a fault applies: a rate, and — each a third of the time — a window, every Nth call and a burst
     (all must hold). Shrinks towards the bare rate."""
 
@@ -81,6 +96,7 @@ def schedules(draw: st.DrawFn, max_start_s: float = 120.0) -> Schedule:
     )
 
 
+@cache
 def _params(kind: str) -> st.SearchStrategy[Params]:
     if kind in ("timeout", "timeout_after_commit"):
         return st.builds(Params, latency_s=st.sampled_from([3600.0, 120.0, 30.0]))
@@ -93,11 +109,20 @@ def _params(kind: str) -> st.SearchStrategy[Params]:
     return st.just(Params())
 
 
-@st.composite
 def faults(
-    draw: st.DrawFn, tools: Sequence[str] = ("*",), tiers: Sequence[str] = ("*",), max_start_s: float = 120.0
-) -> Fault:
+    tools: Sequence[str] = ("*",), tiers: Sequence[str] = ("*",), max_start_s: float = 120.0
+) -> st.SearchStrategy[Fault]:
     """One fault on a tool or a model tier (or all of them: ``*``), with its schedule and scope."""
+    return _faults(tuple(tools), tuple(tiers), max_start_s)
+
+
+@cache
+def _faults(tools: tuple[str, ...], tiers: tuple[str, ...], max_start_s: float) -> st.SearchStrategy[Fault]:
+    return _draw_fault(tools, tiers, max_start_s)
+
+
+@st.composite
+def _draw_fault(draw: st.DrawFn, tools: tuple[str, ...], tiers: tuple[str, ...], max_start_s: float) -> Fault:
     on_tool = draw(st.booleans())
     kind = draw(st.sampled_from(TOOL_KIND_DRAW if on_tool else MODEL_FAULT_KINDS))
     target = (
@@ -117,11 +142,19 @@ def fault_plans(
     tools: Sequence[str] = ("*",), tiers: Sequence[str] = ("*",), *, max_faults: int = 3, max_start_s: float = 120.0
 ) -> st.SearchStrategy[FaultPlan]:
     """Zero to ``max_faults`` faults; shrinks towards fewer faults."""
+    return _fault_plans(tuple(tools), tuple(tiers), max_faults, max_start_s)
+
+
+@cache
+def _fault_plans(
+    tools: tuple[str, ...], tiers: tuple[str, ...], max_faults: int, max_start_s: float
+) -> st.SearchStrategy[FaultPlan]:
     return st.lists(faults(tools, tiers, max_start_s), max_size=max_faults).map(
         lambda fs: FaultPlan(name="chaos", faults=tuple(fs))
     )
 
 
+@cache
 def budget_limits() -> st.SearchStrategy[dict[str, float | None]]:
     """Session, user-day and user-month budgets (USD, log-spread from tight to loose; usually none)."""
     usd = st.one_of(st.none(), st.sampled_from([0.0005, 0.001, 0.002, 0.005, 0.01, 0.05]))
@@ -130,6 +163,11 @@ def budget_limits() -> st.SearchStrategy[dict[str, float | None]]:
 
 def policies(tools: Sequence[str], roles: Sequence[str]) -> st.SearchStrategy[Policy | None]:
     """A permission set: none (tool ACLs only), or a rule matrix over roles and tools, first match wins."""
+    return _policies(tuple(tools), tuple(roles))
+
+
+@cache
+def _policies(tools: tuple[str, ...], roles: tuple[str, ...]) -> st.SearchStrategy[Policy | None]:
     rule = st.builds(
         Rule,
         role=st.sampled_from(["*", *roles]),
@@ -148,7 +186,11 @@ def policies(tools: Sequence[str], roles: Sequence[str]) -> st.SearchStrategy[Po
 
 def scenario_ids(suite: Any, *, max_scenarios: int = 2) -> st.SearchStrategy[tuple[str, ...]]:
     """One or more distinct scenarios of a loaded suite, in suite order."""
-    ids = [s.id for s in suite.scenarios]
+    return _scenario_ids(tuple(s.id for s in suite.scenarios), max_scenarios)
+
+
+@cache
+def _scenario_ids(ids: tuple[str, ...], max_scenarios: int) -> st.SearchStrategy[tuple[str, ...]]:
     order = {sid: i for i, sid in enumerate(ids)}
     return st.lists(st.sampled_from(ids), min_size=1, max_size=max_scenarios, unique=True).map(
         lambda chosen: tuple(sorted(chosen, key=order.__getitem__))
@@ -179,20 +221,25 @@ def chaos_cases(
     tiers = load_cached(load_tiers, find_tiers(Path(suite_path))).order
     chosen = draw(scenario_ids(suite, max_scenarios=max_scenarios))
     used = sorted({step.tool for sid in chosen for step in suite.get(sid).gold.steps})
-    every = ["*", *sorted(s.name for s in registry)]
-    tool_names = st.sampled_from(used) | st.sampled_from(every) if used else st.sampled_from(every)
-    tools = draw(st.lists(tool_names, min_size=1, max_size=3, unique=True))
-    plan = draw(fault_plans(tools, ["*", *tiers], max_faults=max_faults))
+    every = ("*", *sorted(s.name for s in registry))
+    tools = draw(_fault_targets(tuple(used), every))
+    plan = draw(fault_plans(tools, ("*", *tiers), max_faults=max_faults))
     return ChaosCase(
         suite=str(suite_path),
         scenarios=chosen,
         epochs=draw(st.integers(1, max_epochs)),
         seed=draw(st.integers(0, 2**16)),
         faults=plan,
-        policy=draw(policies(sorted(s.name for s in registry), sorted(suite.roles))),
+        policy=draw(policies(every[1:], tuple(sorted(suite.roles)))),
         approver=draw(st.sampled_from(["approve", "deny", "never"])),
         routing=draw(st.sampled_from(ROUTING)),
         kill_at=draw(_rounded(0.05, 1.0)),
         durable_worlds=draw(st.booleans()),
         **draw(budget_limits()),
     )
+
+
+@cache
+def _fault_targets(used: tuple[str, ...], every: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
+    names = st.sampled_from(used) | st.sampled_from(every) if used else st.sampled_from(every)
+    return st.lists(names, min_size=1, max_size=3, unique=True)
