@@ -68,6 +68,8 @@ def breaker_intervals(events: pd.DataFrame) -> pd.DataFrame:
     start0 = float(events["t"].min()) if len(events) else 0.0
     rows = []
     transitions = events[events["kind"] == "breaker_transition"].sort_values("seq")
+    if transitions.empty:  # no breaker ever moved (and the trace may have no breaker column at all)
+        return pd.DataFrame(rows, columns=["breaker", "state", "start", "end"])
     for name, group in transitions.groupby("breaker", sort=True):
         state, since = "closed", start0
         spans: list[dict[str, Any]] = []

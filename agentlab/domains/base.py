@@ -54,7 +54,8 @@ class Domain:
     happened. ``corruptions`` says how a ``wrong_result`` fault falsifies a text field: field → (value to put,
     value to put when it already holds that one). ``mistake_args`` lets the simulated model make a plausible
     wrong call of a tool (default: a ``query`` tool gets the request, a tool whose required arguments the
-    right call also has gets those).
+    right call also has gets those). ``made_up`` gives, per result field, the plausible values the simulated model
+    invents for it when it hallucinates an answer (``status`` → the domain's statuses).
     """
 
     name: str
@@ -68,6 +69,7 @@ class Domain:
     claims: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
     corruptions: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     mistake_args: MistakeArgs | None = None
+    made_up: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -61,17 +61,18 @@ def parse_injection(text: str) -> tuple[str, dict[str, Any]] | None:
     return m.group(1), args
 
 
-def _fabricator(rng: random.Random) -> Callable[[str], str]:
-    """Plausible made-up values for facts the model never looked up (a hallucinated answer)."""
+def _fabricator(rng: random.Random, made_up: Mapping[str, Sequence[str]]) -> Callable[[str], str]:
+    """Plausible made-up values for facts the model never looked up (a hallucinated answer); ``made_up`` is the
+    domain's own values per field (its statuses, say), tried first."""
 
     def fabricate(path: str) -> str:
         field = path.rsplit(".", 1)[-1]
+        if field in made_up:
+            return rng.choice(list(made_up[field]))
         if field in ("total", "amount", "price", "refunded", "refunded_total"):
             return f"{rng.uniform(10, 250):.2f}"
         if field in ("stock", "quantity"):
             return str(rng.randrange(0, 30))
-        if field == "status":
-            return rng.choice(["processing", "shipped", "delivered"])
         if field == "email":
             return "customer@example.com"
         if field.endswith("id"):
@@ -118,14 +119,17 @@ class SimulatedModel:
         *,
         safe_tools: Iterable[str] = (),
         mistake_args: Callable[[str, dict[str, Any], str], dict[str, Any] | None] | None = None,
+        made_up: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``safe_tools``: the tools a wrong-tool mistake may call (read-only ones); ``mistake_args``: the
-        arguments such a call gets (its domain's :meth:`~agentlab.domains.Domain.wrong_call_args`; default none)."""
+        arguments such a call gets (its domain's :meth:`~agentlab.domains.Domain.wrong_call_args`; default none);
+        ``made_up``: the values a hallucinated answer invents per field (its domain's ``made_up``)."""
         self.tiers = tiers
         self.scenarios = dict(scenarios) if isinstance(scenarios, Mapping) else {s.id: s for s in scenarios}
         self.rng = rng
         self.safe_tools = frozenset(safe_tools)
         self.mistake_args = mistake_args or (lambda tool, args, request: None)
+        self.made_up = dict(made_up or {})
         self._episodes: dict[str, tuple[random.Random, dict[str, bool]]] = {}
 
     def _episode(self, episode_id: str) -> tuple[random.Random, dict[str, bool]]:
@@ -193,7 +197,7 @@ class SimulatedModel:
             return "", (self._call(turn, step.tool, args),)
         mode = profile.error_modes.choose(rng)
         if mode == "hallucinated_success":
-            return render(scenario.gold.answer, progress.results, missing=_fabricator(rng)), ()
+            return render(scenario.gold.answer, progress.results, missing=_fabricator(rng, self.made_up)), ()
         if mode == "skipped_step":
             for later in progress.pending[1:]:
                 try:
@@ -281,7 +285,7 @@ class SimulatedModel:
                 if mode == "malformed_json":
                     return '{"steps": [' + orjson.dumps(entry).decode()[:-2]
                 if mode == "hallucinated_success":
-                    claim = render(scenario.gold.answer, progress.results, missing=_fabricator(rng))
+                    claim = render(scenario.gold.answer, progress.results, missing=_fabricator(rng, self.made_up))
                     return orjson.dumps({"steps": [], "final_answer": claim}).decode()
                 if mode == "skipped_step":
                     continue

@@ -301,7 +301,14 @@ def approver_for(opts: RunOptions) -> Approver:
 
 def build_model(suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
     safe = [s.name for s in registry if not s.side_effects]
-    return SimulatedModel(tiers, suite.scenarios, rng, safe_tools=safe, mistake_args=suite.domain.wrong_call_args)
+    return SimulatedModel(
+        tiers,
+        suite.scenarios,
+        rng,
+        safe_tools=safe,
+        mistake_args=suite.domain.wrong_call_args,
+        made_up=suite.domain.made_up,
+    )
 
 
 def resume_options(run_dir: str | Path) -> RunOptions:

@@ -54,6 +54,7 @@ domain = Domain(
     claims=CLAIMS,
     corruptions={"status": ("delivered", "processing")},
     mistake_args=mistake_args,
+    made_up={"status": ("processing", "shipped", "delivered")},
 )
 
 __all__ = ["CLAIMS", "CONSTRAINTS", "SYSTEM_PROMPT", "WorldSpec", "domain", "registry", "resource_of"]
