@@ -115,3 +115,15 @@ def test_an_unknown_domain_is_one_line_naming_the_suite(tmp_path: Path) -> None:
         from agentlab.scenarios.loader import load_suite
 
         load_suite(suite)
+
+
+def test_a_user_domains_code_is_part_of_the_run_id(tmp_path: Path) -> None:
+    from agentlab.sim.runner import RunOptions, plan_run
+
+    for name in ("a", "b", "c"):
+        assert main(["init", str(tmp_path / name)]) == 0
+    tools = tmp_path / "c" / "tools.py"
+    tools.write_text(tools.read_text() + "\n# one changed line of the user's tools\n")
+    ids = {name: plan_run(RunOptions(suite=str(tmp_path / name / "suite.yaml"))).run_id for name in ("a", "b", "c")}
+    # The same files in another folder are the same run; a change to the domain's code is another run.
+    assert ids["a"] == ids["b"] and ids["c"] != ids["a"]

@@ -103,6 +103,7 @@ class Domain:
 
 
 _loaded: dict[str, Domain] = {}
+_sources: dict[int, str] = {}  # id(domain) -> source_digest, for the domains load_domain returned
 
 
 def available_domains() -> list[str]:
@@ -141,12 +142,12 @@ def load_domain(ref: str, *, base: Path | None = None, file: str = "", place: st
                     f"{ENTRY_POINTS!r} entry point group, or name it as module:attr or file.py:attr)"
                 )
             value = points[0].load()
-            module, attr = None, ""
+            module, attr = importlib.import_module(points[0].module), ""
     except InputError:
         raise
     except Exception as exc:  # a user's module failing to import is their bug, but still one line
         raise fail(f"cannot load domain {ref!r}: {type(exc).__name__}: {exc}") from None
-    if module is not None:
+    if attr:
         value = getattr(module, attr, None)
         if value is None:
             raise fail(f"{target} has no attribute {attr!r}")
@@ -154,8 +155,27 @@ def load_domain(ref: str, *, base: Path | None = None, file: str = "", place: st
         value = value()
     if not isinstance(value, Domain):
         raise fail(f"{ref!r} is a {type(value).__name__}, not an agentlab Domain")
+    _sources[id(value)] = _source_digest(module)
     _loaded[key] = value
     return value
+
+
+def source_digest(domain: Domain) -> str:
+    """A hash of the code of a domain loaded from outside agentlab ("" for agentlab's own, whose code the
+    version covers): part of a suite's digest, so a run id changes when the user's tools change."""
+    return _sources.get(id(domain), "")
+
+
+def _source_digest(module: Any) -> str:
+    # The whole package a domain lives in (its tools may sit in a sibling module), or its one file.
+    path = Path(getattr(module, "__file__", "") or "")
+    if not path.is_file() or Path(__file__).resolve().parents[1] in path.resolve().parents:
+        return ""
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path.parent).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _import_file(path: Path) -> Any:

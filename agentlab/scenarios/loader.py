@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agentlab.domains.base import load_domain
+from agentlab.domains.base import load_domain, source_digest
 from agentlab.errors import InputError
 from agentlab.scenarios.model import Scenario, Suite, SuiteFile
 from agentlab.scenarios.refs import refs_in
@@ -133,7 +133,9 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
                 }
             )
         )
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*sources, world_path])).hexdigest()[:16]
+    # The suite's files, and a user domain's code (agentlab's own domains add nothing: the version covers them).
+    code = source_digest(domain).encode()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*sources, world_path]) + code).hexdigest()[:16]
     return Suite(
         name=spec.suite,
         path=file,
