@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentlab.sweeps import SweepResult
 
-__version__ = "0.1.0"
+from agentlab.version import __version__
+
+__all__ = ["__version__", "sweep"]
 
 
 def sweep(spec: Any, **options: Any) -> SweepResult:

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
-import agentlab
 from agentlab.errors import InputError
 from agentlab.observe.spans import SIM_PROVIDER, EpisodeSpans, SpanBuilder, base_ns, episode_spans
+from agentlab.version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -96,7 +96,7 @@ def _provider(ids: _Ids, service_name: str, run_id: str) -> TracerProvider:
     resource = Resource.create(
         {
             "service.name": service_name,
-            "service.version": agentlab.__version__,
+            "service.version": __version__,
             "service.instance.id": run_id or "agentlab",  # else the SDK draws a random one
             "agentlab.run_id": run_id,
         }
@@ -108,7 +108,7 @@ def emit(episode: EpisodeSpans, provider: TracerProvider, ids: _Ids) -> None:
     """Create the episode's spans in ``provider`` with their own times and ids (the root ends last)."""
     from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-    tracer = provider.get_tracer("agentlab", agentlab.__version__)
+    tracer = provider.get_tracer("agentlab", __version__)
     kinds = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
     started: list[Any] = []
     with _ID_LOCK:

@@ -45,7 +45,6 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-import agentlab
 from agentlab.agent import AgentSystem
 from agentlab.analysis.frames import read_events
 from agentlab.analysis.summary import summarize
@@ -84,6 +83,7 @@ from agentlab.sim.rundir import RUN_MARKER, RunDirLock, check_out_dir
 from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.events import EpisodeGraded, EpisodeStarted, RunResumed
 from agentlab.trace.recorder import EpisodeTrace, Recorder
+from agentlab.version import __version__
 from agentlab.world.store import World, build_template, remove_world_file
 
 T = TypeVar("T")
@@ -282,7 +282,7 @@ def run_id_for(suite: Suite, tiers_bytes: bytes, opts: RunOptions, tier: str, pl
             **({"approvals": _digest(opts.approvals)} if opts.approvals else {}),
             "prices": _digest(prices),
             "record_mode": opts.record_mode if opts.record else None,
-            "version": agentlab.__version__,
+            "version": __version__,
             # Only a replayed run reads cassettes (and only its id carries the key: other runs' ids are as before).
             **({"cassettes": _cassettes_digest(opts, suite)} if opts.llm == "replay" else {}),
         },
@@ -520,7 +520,7 @@ def _write_run(
         prepare_run_dir(run_dir, force=opts.force)
         config = {
             "run_id": run_id,
-            "agentlab_version": agentlab.__version__,
+            "agentlab_version": __version__,
             **opts.model_dump(exclude={"faults"}),
             "faults": plan.model_dump(mode="json") if plan else None,
             "tiers": str(tiers_path),
