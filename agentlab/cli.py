@@ -19,7 +19,7 @@ import orjson
 from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
 
 if TYPE_CHECKING:
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -352,7 +352,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         problem = f"needs the serve extra ({exc.name} is missing): pip install 'agentlab[serve]'"
         raise InputError("serve", "", problem) from None
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
     for flag, value, low in (("--workers", args.workers, 1), ("--queue", args.queue, 0), ("--port", args.port, 0)):
         if value < low:
@@ -572,7 +572,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
     return RunOptions(
         suite=args.suite,
@@ -616,7 +616,7 @@ def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
         if args.otel_base_time:
             raise InputError("--otel-base-time", "", "only means something with --otel")
         return None
-    from agentlab.sim.backends import provider_for
+    from agentlab.runs.backends import provider_for
 
     otel = _otel_module()
     otel.traces_url(args.otel)  # a malformed URL is an error before anything runs
@@ -628,7 +628,8 @@ def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agentlab.sim.runner import resume_options, run_suite
+    from agentlab.runs.options import resume_options
+    from agentlab.runs.runner import run_suite
 
     if args.resume:
         ignored = _ignored_by_resume(args)

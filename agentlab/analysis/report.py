@@ -155,7 +155,7 @@ _RESOLVED_OPTIONS = frozenset({"suite", "tiers", "tier"})
 
 def run_options(run: Run) -> dict[str, Any]:
     """Every RunOptions field of a run, from its ``run.json`` (defaults for fields an older run.json lacks)."""
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
     path = Path(run.path) / "run.json"
     config = orjson.loads(path.read_bytes()) if path.exists() else {}
@@ -184,7 +184,7 @@ def _option_text(name: str, value: Any) -> str:
 
 def _option_rows(runs: dict[str, Run]) -> tuple[list[list[str]], str]:
     """One row per option that differs between the runs (one run: per option set away from its default)."""
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
     options = [run_options(run) for run in runs.values()]
     rows = []

@@ -28,7 +28,9 @@ import orjson
 import pandas as pd
 
 from agentlab.errors import InputError
-from agentlab.sim.runner import RUN_MARKER, plan_run, progress_bar
+from agentlab.runs.planning import plan_run
+from agentlab.runs.rundir import RUN_MARKER
+from agentlab.runs.runner import progress_bar
 from agentlab.sweeps.executors import Executor, InProcess
 from agentlab.sweeps.results import cell_row, results_frame, write_parquet
 from agentlab.sweeps.spec import Cell, SweepSpec, cells, load_sweep_spec

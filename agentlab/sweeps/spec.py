@@ -38,7 +38,7 @@ from agentlab.components.routing import POLICIES
 from agentlab.errors import InputError
 from agentlab.faults.plan import FaultPlan, load_fault_plan
 from agentlab.faults.presets import transient
-from agentlab.sim.runner import RunOptions
+from agentlab.runs.options import RunOptions
 
 # Fault presets a spec can sweep by rate (agentlab.faults.presets).
 PRESETS = {"transient": transient}

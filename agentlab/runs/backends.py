@@ -24,8 +24,9 @@ from agentlab.faults.plan import FaultPlan
 from agentlab.llm.tiers import TierTable
 
 if TYPE_CHECKING:
+    from agentlab.runs.options import RunOptions
+
     from agentlab.scenarios.model import Suite
-    from agentlab.sim.runner import RunOptions
 
 LIVE = ("openai", "anthropic")
 PROVIDERS = ("openai", "anthropic")
