@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
+from agentlab.llm import backends
 
 if TYPE_CHECKING:
     from agentlab.runs.options import RunOptions
@@ -31,14 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", choices=["react", "plan"], default="react")
     run.add_argument(
         "--llm",
-        choices=["sim", "sim-openai", "sim-anthropic", "replay", "openai", "anthropic"],
+        choices=backends.NAMES,
         default="sim",
-        help="model backend: the simulated model in process (default); the real openai/anthropic SDK against the "
-        "simulated endpoint (sim-openai, sim-anthropic); recorded cassettes (replay); a live provider",
+        help=backends.help_text(),
     )
     run.add_argument("--cassettes", metavar="DIR", help="replay: DIR holding <provider>/<suite>/<episode>.yaml")
     run.add_argument(
-        "--provider", choices=["openai", "anthropic"], help="replay: whose cassettes (default: the only ones in DIR)"
+        "--provider", choices=backends.PROVIDERS, help="replay: whose cassettes (default: the only ones in DIR)"
     )
     run.add_argument(
         "--record",
@@ -155,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the agent's clock runs K times faster than the wall (load tests of the simulated model)",
     )
     serve.add_argument("--strategy", choices=["react", "plan"], default="react")
-    serve.add_argument("--llm", choices=["sim", "sim-openai", "sim-anthropic", "openai", "anthropic"], default="sim")
+    serve.add_argument("--llm", choices=backends.SERVED, default="sim", help=backends.help_text(backends.SERVED))
     serve.add_argument("--model", help="live providers: the model every tier calls unless --tier-model names one")
     serve.add_argument("--tier-model", action="append", metavar="TIER=MODEL", help="live providers: fast=gpt-4o-mini")
     serve.add_argument("--sdk-retries", type=int, default=2, metavar="N")

@@ -30,6 +30,7 @@ import msgspec
 import orjson
 
 from agentlab.errors import InputError
+from agentlab.llm.backends import BACKENDS, provider_of
 from agentlab.observe.spans import SIM_PROVIDER, EpisodeSpans, SpanBuilder, base_ns, episode_spans
 from agentlab.version import __version__
 
@@ -138,12 +139,10 @@ def default_exporter(endpoint: str) -> SpanExporter:
 
 def run_provider_name(config: dict[str, Any]) -> str:
     """``gen_ai.provider.name`` for a run: the SDK's provider for SDK backends, else the simulated model."""
-    llm = config.get("llm", "sim")
-    if llm == "sim":
-        return SIM_PROVIDER
-    if llm == "replay":
-        return str(config.get("provider") or SIM_PROVIDER)
-    return str(llm).removeprefix("sim-")
+    llm = str(config.get("llm", "sim"))
+    if llm not in BACKENDS:
+        return llm  # a run.json from a backend this version no longer has: name it as it was
+    return provider_of(llm, config.get("provider")) or SIM_PROVIDER
 
 
 def export_run(

@@ -39,7 +39,7 @@ _PUBLIC = {
     "run_on_virtual_loop": "agentlab.runs.runner",
     "run_suite": "agentlab.runs.runner",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = ["RunOptions", "RunResult", "plan_run", "resume_options", "run_on_virtual_loop", "run_suite"]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,12 +27,12 @@ from agentlab.components.routing import POLICIES
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan
 from agentlab.faults.transports import instrument
+from agentlab.llm.backends import API_KEY_ENV, BACKENDS
 from agentlab.llm.pricing import load_prices
 from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable
 from agentlab.llm.types import ModelClient
 from agentlab.resilience.store import StateStore
-from agentlab.runs.backends import API_KEY_ENV, LIVE
 from agentlab.runs.inputs import load_cached
 from agentlab.runs.options import RunOptions
 from agentlab.runs.planning import priced, prices_path
@@ -93,7 +93,7 @@ def assemble_agent(
     injector = FaultInjector(plan, opts.seed) if plan else None
     model = build_model(suite, tiers, rng, registry)
     stack = None
-    if opts.llm != "sim":  # the real provider SDK over agentlab's transports (imported only now: it is heavy)
+    if BACKENDS[opts.llm].sdk:  # the real provider SDK over agentlab's transports (imported only now: it is heavy)
         from agentlab.llm.stack import build_sdk_stack
 
         stack = build_sdk_stack(
@@ -110,7 +110,7 @@ def assemble_agent(
             injector=injector,
             trace_for=lambda episode_id: EpisodeTrace(recorder, episode_id, clock),
             seed=opts.seed,
-            api_key=os.environ.get(API_KEY_ENV[opts.llm]) if opts.llm in LIVE else None,
+            api_key=os.environ.get(API_KEY_ENV[opts.llm]) if BACKENDS[opts.llm].live else None,
         )
         model = stack.model
     model, sandbox = instrument(model, injector, recorder, clock, corruptions=suite.domain.corruptions)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentlab.errors import InputError
 from agentlab.faults.plan import Fault, FaultPlan
+from agentlab.llm.backends import BackendName, Provider
 from agentlab.runs.rundir import RUN_MARKER
 
 
@@ -23,10 +24,10 @@ class RunOptions(BaseModel):
 
     suite: str
     strategy: Literal["react", "plan"] = "react"
-    # The model backend (agentlab.runs.backends): the in-process simulated model, the real SDKs against the
-    # simulated endpoint, replayed cassettes, or a live provider.
-    llm: Literal["sim", "sim-openai", "sim-anthropic", "replay", "openai", "anthropic"] = "sim"
-    provider: Literal["openai", "anthropic"] | None = None  # replay: whose cassettes (default: the only ones)
+    # The model backend, one of the table agentlab.llm.backends.BACKENDS: the in-process simulated model, the real
+    # SDKs against the simulated endpoint, replayed cassettes, or a live provider.
+    llm: BackendName = "sim"
+    provider: Provider | None = None  # replay: whose cassettes (default: the only ones)
     cassettes: str | None = None  # replay: DIR holding <provider>/<suite>/<episode>.yaml
     record: str | None = None  # SDK backends: record every HTTP exchange into DIR/<provider>/<suite>/
     record_mode: Literal["record", "record-missing"] = "record"

@@ -19,6 +19,7 @@ from agentlab.components.decisions import load_decisions
 from agentlab.components.policy import check_policy, load_policy
 from agentlab.errors import InputError
 from agentlab.faults.plan import Fault, FaultPlan, check_targets, load_fault_plan
+from agentlab.llm.backends import PROVIDERS
 from agentlab.llm.pricing import load_prices, priced_tiers
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.runs.backends import backend_tiers, provider_for, validate_backend
@@ -163,7 +164,7 @@ def check_inputs(
     tools = [spec.name for spec in registry]
     if plan:
         file = opts.faults if isinstance(opts.faults, str) else f"fault plan {plan.name}"
-        check_targets(plan, file, tools, [(name, tiers[name].model) for name in tiers.order], ("openai", "anthropic"))
+        check_targets(plan, file, tools, [(name, tiers[name].model) for name in tiers.order], PROVIDERS)
     if opts.policy:
         policy = load_cached(load_policy, opts.policy)
         check_policy(policy, opts.policy, tools, suite.roles, suite.domain.constraint_roles)

@@ -47,9 +47,10 @@ from agentlab.analysis.summary import summarize
 from agentlab.components.memory import MemoryManager
 from agentlab.errors import InputError, RunInterrupted
 from agentlab.faults.plan import FaultPlan
+from agentlab.llm.backends import BACKENDS
 from agentlab.llm.tiers import TierTable
 from agentlab.runs.assembly import assemble_agent
-from agentlab.runs.backends import LIVE, provider_for, run_dir_suffix
+from agentlab.runs.backends import provider_for, run_dir_suffix
 from agentlab.runs.checkpoint import Checkpoint, RunCheckpoints
 from agentlab.runs.episodes import Simulation, run_episode
 from agentlab.runs.options import RunOptions
@@ -324,8 +325,8 @@ def _execute_run(
                 in_flight,
             ),
             start=checkpoint.t if checkpoint else 0.0,
-            allow_blocking=opts.llm != "sim",
-            realtime=opts.llm in LIVE,
+            allow_blocking=BACKENDS[opts.llm].sdk,
+            realtime=BACKENDS[opts.llm].live,
         )
     wall = time.perf_counter() - started
     summary = _summary(partial, suite, tiers, tier, opts, plan, run_id, wall) if summarize_run else {}
@@ -369,7 +370,7 @@ def _summary(
             "strategy": opts.strategy,
             "tier": None if opts.routing else tier,  # a routing policy picks each call's tier (llm_calls_by_tier)
             "llm": opts.llm,
-            **({"provider": provider_for(opts), "sdk_retries": opts.sdk_retries} if opts.llm != "sim" else {}),
+            **({"provider": provider_for(opts), "sdk_retries": opts.sdk_retries} if BACKENDS[opts.llm].sdk else {}),
             "faults": plan.name if plan else None,
             "resilience": opts.resilience,
             "routing": opts.routing,

@@ -37,6 +37,8 @@ from typing import Any
 import orjson
 
 from agentlab.components.memory import MemoryManager
+from agentlab.errors import InputError
+from agentlab.llm.backends import BACKENDS, SERVED
 from agentlab.resilience.store import MemoryStore, RedisStore, StateStore
 from agentlab.runs.assembly import assemble_agent
 from agentlab.runs.episodes import Simulation, run_episode
@@ -106,6 +108,9 @@ class AgentService:
         self._busy = 0
         self._service_s = 1.0  # moving average of a request's wall seconds in a worker (for Retry-After)
         # Everything below is checked now (bad input: one error line before the server listens).
+        if not BACKENDS[config.opts.llm].served:  # the CLI offers only these; a Python caller gets the same answer
+            served = "|".join(SERVED)
+            raise InputError(f"--llm {config.opts.llm}", "", f"agentlab serve cannot use this backend (use {served})")
         planned = plan_run(config.opts)
         self.planned = planned
         self.scenarios = {s.id: s for s in planned.suite.scenarios}
