@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 import pytest
 
-from agentlab.cli import _parser
+from agentlab.cli import _parser, run_options
 from agentlab.errors import InputError
 from agentlab.llm import stack
 from agentlab.llm.backends import API_KEY_ENV, BACKENDS, LIVE, NAMES, PROVIDERS, SERVED, BackendName, Provider
@@ -43,13 +43,14 @@ def test_run_options_take_exactly_the_table() -> None:
 def test_cli_choices_and_help_come_from_the_table() -> None:
     run_llm = _option("run", "--llm")
     assert tuple(run_llm.choices or ()) == NAMES
-    assert run_llm.default == RunOptions.model_fields["llm"].default
+    assert run_options(_parser().parse_args(["run", "s.yaml"])).llm == RunOptions.model_fields["llm"].default
     for name in NAMES:
         assert f"{name}: {BACKENDS[name].description}" in (run_llm.help or "")
     assert tuple(_option("run", "--provider").choices or ()) == PROVIDERS
     serve_llm = _option("serve", "--llm")
     assert tuple(serve_llm.choices or ()) == SERVED == tuple(n for n, b in BACKENDS.items() if b.served)
     assert "replay" not in SERVED  # cassettes are recorded per episode, not per request
+    assert "replay:" not in (serve_llm.help or "") and "sim-openai:" in (serve_llm.help or "")
 
 
 def test_serve_refuses_what_the_table_does_not_serve(tmp_path: Path) -> None:

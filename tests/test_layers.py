@@ -53,8 +53,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "agentlab.bench_sweep",
         ),
     ),
-    ("entry points", ("agentlab", "agentlab.cli", "agentlab.__main__")),
+    ("entry points", ("agentlab", "agentlab.cli", "agentlab.cli_flags", "agentlab.__main__")),
 ]
+# The package itself (its __init__, the façade) is named alone; as a prefix it would claim every module.
+EXACT = {"agentlab"}
 
 
 def layer_of(module: str) -> int | None:
@@ -62,7 +64,8 @@ def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None  # (prefix length, layer)
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+            matches = module == prefix or (prefix not in EXACT and module.startswith(prefix + "."))
+            if matches and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), index)
     return None if best is None else best[1]
 
