@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agentlab.cli_flags import add_run_flags, given, options_from, run_flags
 from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
-from agentlab.llm import backends
 
 if TYPE_CHECKING:
     from agentlab.runs.options import RunOptions
@@ -42,13 +40,19 @@ SERVE_FIELDS = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. The flags made from RunOptions (which import pydantic and the option models) are
+    added only for ``command`` ``run`` or ``serve`` (or None: every command), so ``agentlab audit`` starts fast."""
     parser = argparse.ArgumentParser(prog="agentlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    if command in (None, "run", "serve"):
+        from agentlab.cli_flags import add_run_flags
+        from agentlab.llm import backends
 
     run = sub.add_parser("run", help="run a scenario suite and write a run directory")
     # Every RunOptions field is a flag (agentlab/cli_flags.py); below, the flags that are not run options.
-    add_run_flags(run)
+    if command in (None, "run"):
+        add_run_flags(run)
     run.add_argument("--resume", metavar="DIR", help="continue a killed run from its last checkpoint")
     run.add_argument(
         "--check", action="store_true", help="check the chaos invariants over the finished run (exit 1 if one fails)"
@@ -69,13 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     serve = sub.add_parser("serve", help="serve the agent over HTTP (FastAPI): queue, 429s, idempotency, /metrics")
-    add_run_flags(
-        serve,
-        SERVE_FIELDS,
-        choices={"llm": backends.SERVED},
-        helps={"llm": backends.help_text(backends.SERVED)},
-        positional_required=True,
-    )
+    if command in (None, "serve"):
+        add_run_flags(
+            serve,
+            SERVE_FIELDS,
+            choices={"llm": backends.SERVED},
+            helps={"llm": backends.help_text(backends.SERVED)},
+            positional_required=True,
+        )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
@@ -204,7 +209,8 @@ _SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(next((w for w in words if not w.startswith("-")), None)).parse_args(words)
     warnings.showwarning = _show_warning
     try:
         if args.command == "run":
@@ -288,6 +294,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise InputError("serve", "", "--time-scale and --deadline must be positive, --rate-limit >= 0, --burst >= 1")
     if args.otel:
         _otel_module().traces_url(args.otel)
+    from agentlab.cli_flags import options_from, run_flags
+
     opts = options_from(args, run_flags(SERVE_FIELDS), progress=False)
     service = AgentService(  # every input is checked here, before the port is opened
         ServeConfig(
@@ -445,6 +453,8 @@ def _sweep(args: argparse.Namespace) -> int:
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser): the flags given,
     RunOptions' defaults for the rest; the progress bar only on a terminal."""
+    from agentlab.cli_flags import options_from, run_flags
+
     flags = run_flags()
     fixed = {} if args.progress is not None or sys.stderr.isatty() else {"progress": False}
     return options_from(args, flags, **fixed)
@@ -511,6 +521,8 @@ _RESUME_OPTIONS = frozenset({"progress"})
 
 def _ignored_by_resume(args: argparse.Namespace) -> list[str]:
     """The options on a ``--resume`` command line that the resume would silently ignore (its run.json decides)."""
+    from agentlab.cli_flags import given, run_flags
+
     return [flag.flag for flag in given(args, run_flags()) if flag.field not in _RESUME_OPTIONS]
 
 
