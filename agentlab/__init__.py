@@ -7,7 +7,8 @@ The package is laid out by architecture:
 * :mod:`agentlab.tools` and :mod:`agentlab.world` — tools and the simulated world they act on;
 * :mod:`agentlab.llm` — the model interface, tier profiles and the simulated model;
 * :mod:`agentlab.scenarios` — scenario suites;
-* :mod:`agentlab.sim` — virtual time, seeded randomness and the suite runner;
+* :mod:`agentlab.sim` — the simulation kernel: virtual time and seeded randomness;
+* :mod:`agentlab.runs` — run orchestration: options, assembling the agent, running a suite's episodes;
 * :mod:`agentlab.sweeps` — grids of runs on a process pool or a Dask cluster, merged into Parquet;
 * :mod:`agentlab.trace` and :mod:`agentlab.analysis` — events, and the DataFrames and summaries computed from them.
 
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentlab.sweeps import SweepResult
 
-__version__ = "0.1.0"
+from agentlab.version import __version__
+
+__all__ = ["__version__", "sweep"]
 
 
 def sweep(spec: Any, **options: Any) -> SweepResult:

@@ -150,8 +150,9 @@ def run_support5(
 
 
 def run_suite_bench(suite: str, episodes: int, out: Path) -> dict[str, Any]:
+    from agentlab.runs.options import RunOptions
+    from agentlab.runs.runner import run_suite
     from agentlab.scenarios.loader import load_suite
-    from agentlab.sim.runner import RunOptions, run_suite
 
     n = len(load_suite(suite).scenarios)
     epochs = max(1, round(episodes / n))

@@ -19,100 +19,41 @@ import orjson
 from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
 
 if TYPE_CHECKING:
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
+
+# The run options ``agentlab serve`` takes (the rest are about a run directory, recording or batch runs).
+SERVE_FIELDS = (
+    "suite",
+    "strategy",
+    "llm",
+    "model",
+    "tier_models",
+    "sdk_retries",
+    "tiers",
+    "tier",
+    "seed",
+    "faults",
+    "resilience",
+    "policy",
+    "routing",
+    "guardrails",
+)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. The flags made from RunOptions (which import pydantic and the option models) are
+    added only for ``command`` ``run`` or ``serve`` (or None: every command), so ``agentlab audit`` starts fast."""
     parser = argparse.ArgumentParser(prog="agentlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    if command in (None, "run", "serve"):
+        from agentlab.cli_flags import add_run_flags
+        from agentlab.llm import backends
 
     run = sub.add_parser("run", help="run a scenario suite and write a run directory")
-    run.add_argument("suite", nargs="?", help="suite YAML, e.g. fixtures/suites/support.yaml")
-    run.add_argument("--strategy", choices=["react", "plan"], default="react")
-    run.add_argument(
-        "--llm",
-        choices=["sim", "sim-openai", "sim-anthropic", "replay", "openai", "anthropic"],
-        default="sim",
-        help="model backend: the simulated model in process (default); the real openai/anthropic SDK against the "
-        "simulated endpoint (sim-openai, sim-anthropic); recorded cassettes (replay); a live provider",
-    )
-    run.add_argument("--cassettes", metavar="DIR", help="replay: DIR holding <provider>/<suite>/<episode>.yaml")
-    run.add_argument(
-        "--provider", choices=["openai", "anthropic"], help="replay: whose cassettes (default: the only ones in DIR)"
-    )
-    run.add_argument(
-        "--record",
-        metavar="DIR",
-        help="record every HTTP exchange into DIR/<provider>/<suite>/<episode>.yaml "
-        "(sim-openai|sim-anthropic: from the simulated endpoint; openai|anthropic: live)",
-    )
-    run.add_argument(
-        "--record-mode",
-        choices=["record", "record-missing"],
-        help="with --record: re-record everything (default: record), or replay what DIR has and record the rest",
-    )
-    run.add_argument("--model", help="live providers: the model to call, e.g. gpt-4o-mini (every tier calls it)")
-    run.add_argument(
-        "--tier-model",
-        action="append",
-        metavar="TIER=MODEL",
-        help="live providers: the model a tier calls, e.g. fast=gpt-4o-mini (repeatable; other tiers call --model)",
-    )
-    run.add_argument(
-        "--sdk-retries",
-        type=int,
-        default=2,
-        metavar="N",
-        help="SDK backends: the SDK's own retries (default 2); while N > 0 the agent does not retry model calls",
-    )
-    run.add_argument("--stream", action="store_true", help="SDK backends: streamed (SSE) responses")
-    run.add_argument("--tiers", help="tier profiles YAML (default: the nearest tiers.yaml above the suite)")
-    run.add_argument("--tier", help="model tier to use (default: the tier file's default)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--epochs", type=int, default=1, help="runs of each scenario (for pass^k)")
-    run.add_argument("--only", action="append", metavar="SCENARIO", help="run only this scenario (repeatable)")
-    run.add_argument("--faults", metavar="PLAN", help="fault plan YAML, e.g. fixtures/faults/transient-10.yaml")
-    run.add_argument(
-        "--no-resilience", action="store_true", help="turn off retries, breakers, fallbacks and idempotency keys"
-    )
-    run.add_argument("--out", help="run directory (default: runs/SUITE-STRATEGY-TIER-sSEED)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Every RunOptions field is a flag (agentlab/cli_flags.py); below, the flags that are not run options.
+    if command in (None, "run"):
+        add_run_flags(run)
     run.add_argument("--resume", metavar="DIR", help="continue a killed run from its last checkpoint")
-    run.add_argument("--force", action="store_true", help="replace a finished run at --out (kept without it)")
-    run.add_argument(
-        "--durable-worlds",
-        action="store_true",
-        help="keep the in-flight episode's world on disk with a journal of every call (resume mid-episode)",
-    )
-
-    run.add_argument(
-        "--policy", metavar="FILE", help="permission policy (rule matrix) YAML, e.g. fixtures/policies/support.yaml"
-    )
-    run.add_argument(
-        "--approver",
-        choices=["approve", "deny", "never"],
-        default="approve",
-        help="how the simulated approver answers ASK decisions (never: the deadline expires)",
-    )
-    run.add_argument(
-        "--approvals",
-        metavar="FILE",
-        help="a person's decisions (YAML: episode, tool, args_digest, approve|deny); the rest go to --approver",
-    )
-    run.add_argument("--no-guardrails", action="store_true", help="turn off input/tool-output/output screening")
-    run.add_argument(
-        "--no-gate", action="store_true", help="let every call through (to measure what the gate prevents)"
-    )
-
-    run.add_argument(
-        "--routing",
-        choices=["always-cheapest", "always-most-capable", "cascade", "budget-aware-cascade"],
-        help="cascade routing policy across model tiers (default: every call on --tier)",
-    )
-
-    for scope in ("session", "user-day", "user-month"):
-        run.add_argument(f"--budget-{scope}", type=float, metavar="USD", help=f"budget per {scope.replace('-', ' ')}")
-    run.add_argument("--prices", metavar="FILE", help="price table YAML (default: the nearest prices.yaml)")
     run.add_argument(
         "--check", action="store_true", help="check the chaos invariants over the finished run (exit 1 if one fails)"
     )
@@ -132,7 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     serve = sub.add_parser("serve", help="serve the agent over HTTP (FastAPI): queue, 429s, idempotency, /metrics")
-    serve.add_argument("suite", help="suite YAML whose scenarios requests name, e.g. fixtures/suites/support.yaml")
+    if command in (None, "serve"):
+        add_run_flags(
+            serve,
+            SERVE_FIELDS,
+            choices={"llm": backends.SERVED},
+            helps={"llm": backends.help_text(backends.SERVED)},
+            positional_required=True,
+        )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
@@ -154,21 +102,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="the agent's clock runs K times faster than the wall (load tests of the simulated model)",
     )
-    serve.add_argument("--strategy", choices=["react", "plan"], default="react")
-    serve.add_argument("--llm", choices=["sim", "sim-openai", "sim-anthropic", "openai", "anthropic"], default="sim")
-    serve.add_argument("--model", help="live providers: the model every tier calls unless --tier-model names one")
-    serve.add_argument("--tier-model", action="append", metavar="TIER=MODEL", help="live providers: fast=gpt-4o-mini")
-    serve.add_argument("--sdk-retries", type=int, default=2, metavar="N")
-    serve.add_argument("--tiers")
-    serve.add_argument("--tier")
-    serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument("--faults", metavar="PLAN")
-    serve.add_argument("--no-resilience", action="store_true")
-    serve.add_argument("--policy", metavar="FILE")
-    serve.add_argument(
-        "--routing", choices=["always-cheapest", "always-most-capable", "cascade", "budget-aware-cascade"]
-    )
-    serve.add_argument("--no-guardrails", action="store_true")
 
     export = sub.add_parser("export", help="export a run to another tool's format")
     export_sub = export.add_subparsers(dest="format", required=True)
@@ -276,7 +209,8 @@ _SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(next((w for w in words if not w.startswith("-")), None)).parse_args(words)
     warnings.showwarning = _show_warning
     try:
         if args.command == "run":
@@ -352,7 +286,6 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         problem = f"needs the serve extra ({exc.name} is missing): pip install 'agentlab[serve]'"
         raise InputError("serve", "", problem) from None
-    from agentlab.sim.runner import RunOptions
 
     for flag, value, low in (("--workers", args.workers, 1), ("--queue", args.queue, 0), ("--port", args.port, 0)):
         if value < low:
@@ -361,23 +294,9 @@ def _serve(args: argparse.Namespace) -> int:
         raise InputError("serve", "", "--time-scale and --deadline must be positive, --rate-limit >= 0, --burst >= 1")
     if args.otel:
         _otel_module().traces_url(args.otel)
-    opts = RunOptions(
-        suite=args.suite,
-        strategy=args.strategy,
-        llm=args.llm,
-        model=args.model,
-        tier_models=tier_models(args.tier_model),
-        sdk_retries=args.sdk_retries,
-        tiers=args.tiers,
-        tier=args.tier,
-        seed=args.seed,
-        faults=args.faults,
-        resilience=not args.no_resilience,
-        policy=args.policy,
-        routing=args.routing,
-        guardrails=not args.no_guardrails,
-        progress=False,
-    )
+    from agentlab.cli_flags import options_from, run_flags
+
+    opts = options_from(args, run_flags(SERVE_FIELDS), progress=False)
     service = AgentService(  # every input is checked here, before the port is opened
         ServeConfig(
             opts=opts,
@@ -531,83 +450,14 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-# RunOptions fields whose flag is not ``--`` + the field's name with dashes.
-_FLAGS = {
-    "suite": "SUITE",
-    "budget_session_usd": "--budget-session",
-    "budget_user_day_usd": "--budget-user-day",
-    "budget_user_month_usd": "--budget-user-month",
-}
-
-
-def tier_models(pairs: Sequence[str] | None) -> dict[str, str] | None:
-    """``--tier-model fast=gpt-4o-mini`` (repeatable) as {tier: model}."""
-    if not pairs:
-        return None
-    out: dict[str, str] = {}
-    for pair in pairs:
-        tier, sep, model = pair.partition("=")
-        if not sep or not tier.strip() or not model.strip():
-            raise InputError("--tier-model", pair, "expected TIER=MODEL, e.g. fast=gpt-4o-mini")
-        if tier.strip() in out:
-            raise InputError("--tier-model", pair, f"tier {tier.strip()!r} is given twice")
-        out[tier.strip()] = model.strip()
-    return out
-
-
 def run_options(args: argparse.Namespace) -> RunOptions:
-    """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser); an option
-    RunOptions refuses (a negative or NaN budget, a seed beyond 64 bits) is one line naming its flag."""
-    from pydantic import ValidationError
+    """The :class:`RunOptions` of an ``agentlab run`` command line (parsed by this module's parser): the flags given,
+    RunOptions' defaults for the rest; the progress bar only on a terminal."""
+    from agentlab.cli_flags import options_from, run_flags
 
-    if args.record_mode is not None and not args.record:
-        raise InputError("--record-mode", "", "only applies with --record DIR")
-    try:
-        return _run_options(args)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else ""
-        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
-        raise InputError(flag, "", f"{err['msg']} (got {err.get('input')!r})") from None
-
-
-def _run_options(args: argparse.Namespace) -> RunOptions:
-    from agentlab.sim.runner import RunOptions
-
-    return RunOptions(
-        suite=args.suite,
-        strategy=args.strategy,
-        llm=args.llm,
-        tiers=args.tiers,
-        tier=args.tier,
-        seed=args.seed,
-        epochs=args.epochs,
-        out=args.out,
-        only=args.only,
-        faults=args.faults,
-        resilience=not args.no_resilience,
-        durable_worlds=args.durable_worlds,
-        policy=args.policy,
-        approver=args.approver,
-        approvals=args.approvals,
-        guardrails=not args.no_guardrails,
-        gate=not args.no_gate,
-        routing=args.routing,
-        budget_session_usd=args.budget_session,
-        budget_user_day_usd=args.budget_user_day,
-        budget_user_month_usd=args.budget_user_month,
-        prices=args.prices,
-        progress=not args.quiet and sys.stderr.isatty(),
-        provider=args.provider,
-        cassettes=args.cassettes,
-        record=args.record,
-        record_mode=args.record_mode or "record",
-        model=args.model,
-        tier_models=tier_models(args.tier_model),
-        sdk_retries=args.sdk_retries,
-        stream=args.stream,
-        force=args.force,
-    )
+    flags = run_flags()
+    fixed = {} if args.progress is not None or sys.stderr.isatty() else {"progress": False}
+    return options_from(args, flags, **fixed)
 
 
 def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
@@ -616,7 +466,7 @@ def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
         if args.otel_base_time:
             raise InputError("--otel-base-time", "", "only means something with --otel")
         return None
-    from agentlab.sim.backends import provider_for
+    from agentlab.runs.backends import provider_for
 
     otel = _otel_module()
     otel.traces_url(args.otel)  # a malformed URL is an error before anything runs
@@ -628,7 +478,8 @@ def _live_otel(args: argparse.Namespace, opts: RunOptions) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agentlab.sim.runner import resume_options, run_suite
+    from agentlab.runs.options import resume_options
+    from agentlab.runs.runner import run_suite
 
     if args.resume:
         ignored = _ignored_by_resume(args)
@@ -663,18 +514,16 @@ def _run(args: argparse.Namespace) -> int:
     return _check(result.run_dir) if args.check else 0
 
 
-# What --resume honours besides DIR: --quiet (a resume draws no bar anyway), --check and --otel (spans of the rest).
-_RESUME_OPTIONS = frozenset({"command", "resume", "quiet", "check", "otel", "otel_base_time"})
+# What --resume honours besides DIR: --quiet (a resume draws no bar anyway), --check and --otel (spans of the rest);
+# the last three are not run options.
+_RESUME_OPTIONS = frozenset({"progress"})
 
 
 def _ignored_by_resume(args: argparse.Namespace) -> list[str]:
     """The options on a ``--resume`` command line that the resume would silently ignore (its run.json decides)."""
-    defaults: dict[str, Any] = vars(_parser().parse_args(["run"]))
-    return [
-        _FLAGS.get(name, "--" + name.replace("_", "-"))
-        for name, value in vars(args).items()
-        if name not in _RESUME_OPTIONS and value != defaults.get(name)
-    ]
+    from agentlab.cli_flags import given, run_flags
+
+    return [flag.flag for flag in given(args, run_flags()) if flag.field not in _RESUME_OPTIONS]
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from agentlab.cli import main
 from agentlab.components.decisions import args_digest, load_decisions, pending_approvals
 from agentlab.errors import InputError
 from agentlab.notebook.approver import WidgetApprover
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")

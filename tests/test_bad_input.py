@@ -232,7 +232,7 @@ def test_a_read_only_output_is_one_line_and_the_run_is_untouched(
     finished: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The file system refuses the first write into DIR (as a read-only mount does: EROFS)."""
-    from agentlab.sim import runner
+    from agentlab.runs import runner
 
     def refuse(path: Path, **_: Any) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path / "summary.json"))
@@ -332,7 +332,7 @@ def test_a_cassette_recording_that_fails_leaves_no_tmp(tmp_path: Path, monkeypat
 def test_ctrl_c_says_how_to_resume_and_the_resume_finishes_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentlab.sim import runner
+    from agentlab.runs import runner
 
     original = runner.run_episode
     calls = [0]
@@ -406,7 +406,7 @@ def test_nan_is_never_a_budget() -> None:
     """The Python side refuses what the CLI refuses (RunOptions), so a script cannot pass NaN either."""
     from pydantic import ValidationError
 
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs import RunOptions
 
     for bad in (math.nan, -1.0, math.inf):
         with pytest.raises(ValidationError):

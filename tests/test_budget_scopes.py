@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentlab.analysis import load_run
+from agentlab.runs import RunOptions, run_suite
 from agentlab.sim.clock import DEFAULT_EPOCH
-from agentlab.sim.runner import RunOptions, run_suite
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
 
@@ -73,7 +73,7 @@ def test_a_checkpoint_keeps_only_the_spend_that_can_still_be_charged(tmp_path: P
     # Each simulated episode is its own session and request: once it ends, its spend can never be charged
     # again, so the checkpoint (rewritten after every episode) must not carry it into every later one.
     from agentlab.components.memory import MemoryManager
-    from agentlab.sim.checkpoint import RunCheckpoints
+    from agentlab.runs.checkpoint import RunCheckpoints
 
     result = run_suite(
         RunOptions(

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from agentlab.analysis import load_run
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
 POLICIES = ("always-cheapest", "always-most-capable", "cascade", "budget-aware-cascade")

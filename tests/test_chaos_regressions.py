@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from agentlab.components.audit import AuditLog
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 from agentlab.testing import ChaosCase, ChaosHarness, RunView
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")

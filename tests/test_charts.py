@@ -36,7 +36,7 @@ from agentlab.analysis.report import build_report, tier_order
 from agentlab.domains.support import registry
 from agentlab.faults import burst, error, every_nth, http_429, load_fault_plan, providers, rate, tools, window
 from agentlab.llm.tiers import load_tiers
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")

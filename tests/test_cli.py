@@ -143,7 +143,7 @@ def test_unknown_scenario_in_only(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_a_crash_mid_run_leaves_nothing_that_looks_complete(tmp_path: Path, monkeypatch) -> None:
-    from agentlab.sim import runner
+    from agentlab.runs import runner
 
     calls = {"n": 0}
     original = runner.run_episode

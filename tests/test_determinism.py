@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = Path(__file__).resolve().parents[1] / "fixtures" / "suites" / "support.yaml"
 
@@ -50,8 +50,8 @@ def test_the_run_id_changes_with_every_option_that_changes_the_run(tmp_path: Pat
     """The id identifies a run by its inputs; an option forgotten in the hash would make two different runs
     share one id. Options that cannot change the run (output dir, progress bar) must not change it."""
     from agentlab.faults.presets import transient
+    from agentlab.runs.planning import run_id_for
     from agentlab.scenarios import load_suite
-    from agentlab.sim.runner import run_id_for
 
     suite = load_suite(SUITE)
     tiers = (SUITE.parents[1] / "tiers.yaml").read_bytes()
@@ -87,8 +87,8 @@ def test_a_replayed_runs_id_follows_its_cassettes_content_not_their_path(tmp_pat
     """--resume compares ids: swapping the recordings under a replayed run must make it a different run."""
     import shutil
 
+    from agentlab.runs.planning import run_id_for
     from agentlab.scenarios import load_suite
-    from agentlab.sim.runner import run_id_for
 
     suite = load_suite(SUITE)
     tiers = (SUITE.parents[1] / "tiers.yaml").read_bytes()

@@ -118,7 +118,7 @@ def test_an_unknown_domain_is_one_line_naming_the_suite(tmp_path: Path) -> None:
 
 
 def test_a_user_domains_code_is_part_of_the_run_id(tmp_path: Path) -> None:
-    from agentlab.sim.runner import RunOptions, plan_run
+    from agentlab.runs import RunOptions, plan_run
 
     for name in ("a", "b", "c"):
         assert main(["init", str(tmp_path / name)]) == 0

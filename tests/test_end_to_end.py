@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentlab.analysis import load_run
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "fixtures" / "suites" / "support.yaml"

@@ -129,7 +129,7 @@ def test_a_partial_answer_that_hides_what_it_could_not_verify_is_caught(view: Ru
 
 def test_the_cross_run_invariants_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that is not a function of its inputs, and a resume that loses what the kill interrupted."""
-    import agentlab.sim.runner as runner
+    import agentlab.runs.runner as runner
 
     case = ChaosCase(suite=SUITE, scenarios=("refund-cond-005",), seed=1, kill_at=0.5)
     harness = ChaosHarness(tmp_path, cross_run=True)

@@ -22,7 +22,7 @@ import pytest
 
 from agentlab.cli import main
 from agentlab.observe.spans import base_ns, episode_spans, span_id_for, trace_id_for
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = "fixtures/suites/support.yaml"
 FAULTS = "fixtures/faults/transient-10.yaml"

@@ -67,8 +67,8 @@ def test_a_run_estimates_with_the_same_rates_it_charges() -> None:
     """With a live --model every tier calls that model: its pre-call estimate must use that model's price, not
     the simulated tier's (the estimate was 16x below the charge for gpt-4o)."""
     from agentlab.llm.pricing import priced_tiers
-    from agentlab.sim.backends import backend_tiers
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs import RunOptions
+    from agentlab.runs.backends import backend_tiers
 
     root = Path(__file__).resolve().parents[1] / "fixtures"
     prices = load_prices(root / "prices.yaml")

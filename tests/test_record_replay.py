@@ -353,7 +353,7 @@ def test_the_default_path_never_loads_an_sdk(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys; from agentlab.sim.runner import RunOptions, run_suite; "
+        "import sys; from agentlab.runs import RunOptions, run_suite; "
         f"run_suite(RunOptions(suite={SUITE!r}, only=['lookup-002'], out={str(tmp_path / 'o')!r}, progress=False)); "
         "print(sorted(m for m in ('openai', 'anthropic', 'httpx2', 'vcr') if m in sys.modules))"
     )

@@ -12,7 +12,7 @@ import pytest
 
 from agentlab.analysis.report import write_report
 from agentlab.faults.presets import transient
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
 FLAGS = [

@@ -15,7 +15,7 @@ import pytest
 
 from agentlab.analysis.format import fmt_count, fmt_delta, fmt_pct, fmt_seconds, fmt_usd
 from agentlab.analysis.report import build_report
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")

@@ -11,7 +11,7 @@ import pytest
 from agentlab.analysis import load_run
 from agentlab.faults import burst, error, models, server_error, timeout_after_commit, tools
 from agentlab.faults.presets import transient
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures" / "suites" / "support.yaml")
 

@@ -14,8 +14,10 @@ import yaml
 
 from agentlab.cli import main
 from agentlab.errors import InputError
-from agentlab.sim.rundir import LOCK_FILE, RunDirLock
-from agentlab.sim.runner import RunOptions, run_id_for, run_suite
+from agentlab.runs.options import RunOptions
+from agentlab.runs.planning import run_id_for
+from agentlab.runs.rundir import LOCK_FILE, RunDirLock
+from agentlab.runs.runner import run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "fixtures" / "suites" / "support.yaml"
@@ -179,7 +181,7 @@ def test_two_locks_on_one_directory_conflict_in_one_process_too(tmp_path: Path) 
 def test_a_killed_holder_leaves_the_lock_free(tmp_path: Path) -> None:
     """The lock dies with its process (SIGKILL included): --resume can always take it."""
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from agentlab.sim.rundir import RunDirLock;"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from agentlab.runs.rundir import RunDirLock;"  # noqa: E501
          f" RunDirLock(Path({str(tmp_path)!r})).acquire(); print('held', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE,
         text=True,

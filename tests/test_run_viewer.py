@@ -11,7 +11,7 @@ from agentlab.analysis import load_run
 from agentlab.analysis.episode import episode_html, episode_view
 from agentlab.faults.presets import transient
 from agentlab.notebook.viewer import RunViewer, show_episode
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
 

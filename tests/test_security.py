@@ -11,7 +11,7 @@ from agentlab.analysis import load_run
 from agentlab.cli import main
 from agentlab.components.audit import AuditLog
 from agentlab.faults.presets import transient
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")

@@ -19,8 +19,8 @@ import pytest
 from agentlab.cli import main
 from agentlab.domains.support import registry as support_registry
 from agentlab.errors import InputError
+from agentlab.runs import RunOptions, plan_run
 from agentlab.serve.harness import ServerProcess
-from agentlab.sim.runner import RunOptions, plan_run
 
 SUITE = "fixtures/suites/support.yaml"
 FAULTS = "fixtures/faults/transient-10.yaml"

@@ -17,7 +17,7 @@ from agentlab.components.policy import load_policy
 from agentlab.errors import InputError
 from agentlab.faults import error, models, providers, tools
 from agentlab.llm.tiers import load_tiers
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentlab.analysis import load_run
-from agentlab.sim.runner import RunOptions, run_suite
+from agentlab.runs import RunOptions, run_suite
 
 SUITE = str(Path(__file__).resolve().parents[1] / "fixtures/suites/support.yaml")
 ORDER = ["fast", "balanced", "powerful"]

@@ -31,8 +31,8 @@ from agentlab.domains import load_domain
 from agentlab.errors import ToolFailed
 from agentlab.faults import burst, error, timeout_after_commit, tools
 from agentlab.llm.tiers import load_tiers
+from agentlab.runs import RunOptions, run_suite
 from agentlab.scenarios.loader import load_suite
-from agentlab.sim.runner import RunOptions, run_suite
 from agentlab.tools.context import ToolContext
 from agentlab.world.store import World, build_template
 

@@ -26,8 +26,8 @@ from agentlab.llm.tiers import load_tiers
 from agentlab.llm.types import Message, ModelRequest, ModelResponse, ToolCall, ToolDefinition, Usage
 from agentlab.llm.wire import SimulatedEndpoint, anthropic_format, openai_format
 from agentlab.llm.wire.common import tool_definition
+from agentlab.runs import RunOptions, run_suite
 from agentlab.sim.loop import run_virtual
-from agentlab.sim.runner import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 # Real recorded traffic, beside the checkout or where AGENTLAB_REAL_CASSETTES says (a user's clone has none).

@@ -19,7 +19,6 @@ import orjson
 import pandas as pd
 from matplotlib.figure import Figure
 
-import agentlab
 from agentlab.analysis.charts import (
     breaker_timeline,
     cascade_by_category,
@@ -41,6 +40,7 @@ from agentlab.analysis.episode import episode_html, episode_view
 from agentlab.analysis.format import fmt_count, fmt_delta, fmt_pct, fmt_seconds, fmt_usd
 from agentlab.analysis.frames import Run, load_run
 from agentlab.errors import InputError
+from agentlab.version import __version__
 
 # (label, summary key, format): every figure in the summary table, in one of the formats of analysis/format.py.
 SUMMARY_ROWS = [
@@ -155,7 +155,7 @@ _RESOLVED_OPTIONS = frozenset({"suite", "tiers", "tier"})
 
 def run_options(run: Run) -> dict[str, Any]:
     """Every RunOptions field of a run, from its ``run.json`` (defaults for fields an older run.json lacks)."""
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
     path = Path(run.path) / "run.json"
     config = orjson.loads(path.read_bytes()) if path.exists() else {}
@@ -184,7 +184,7 @@ def _option_text(name: str, value: Any) -> str:
 
 def _option_rows(runs: dict[str, Run]) -> tuple[list[list[str]], str]:
     """One row per option that differs between the runs (one run: per option set away from its default)."""
-    from agentlab.sim.runner import RunOptions
+    from agentlab.runs.options import RunOptions
 
     options = [run_options(run) for run in runs.values()]
     rows = []
@@ -360,7 +360,7 @@ def build_report(run_dirs: list[str | Path], *, title: str | None = None) -> str
     category_formats = {"episodes": fmt_count, "success_%": lambda v: fmt_pct(v / 100), "mean_cost_usd": fmt_usd}
     return env.get_template("report.html.j2").render(
         title=title or "agentlab report: " + ", ".join(runs),
-        version=agentlab.__version__,
+        version=__version__,
         run_names=names,
         columns=_columns(names),
         summary_rows=_summary_rows(runs),

@@ -81,7 +81,7 @@ class DecisionTable(BaseModel):
 
 def load_decisions(path: str | Path) -> DecisionTable:
     """Read a decision table; bad input is an :class:`InputError` naming the place (``decisions[2].decision``)."""
-    from agentlab.scenarios.loader import read_yaml, validate_as
+    from agentlab.yamlfile import read_yaml, validate_as  # the one YAML reader (and its errors)
 
     raw = read_yaml(Path(path))
     if not isinstance(raw, dict):

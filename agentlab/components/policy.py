@@ -92,7 +92,7 @@ def check_policy(
 
 
 def load_policy(path: str | Path) -> Policy:
-    from agentlab.scenarios.loader import read_yaml, validate_as
+    from agentlab.yamlfile import read_yaml, validate_as  # the one YAML reader (and its errors)
 
     raw = read_yaml(Path(path))
     if not isinstance(raw, dict):

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 import orjson
 
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import Fault
+from agentlab.llm.backends import Provider
 from agentlab.llm.wire import anthropic_format, openai_format
 from agentlab.llm.wire.common import raw_body
 from agentlab.llm.wire.headers import EPISODE_HEADER
 
-Provider = Literal["openai", "anthropic"]
 _DROP_ON_REWRITE = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 
 

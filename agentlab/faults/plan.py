@@ -438,7 +438,7 @@ def check_targets(
 
 
 def load_fault_plan(path: str | Path) -> FaultPlan:
-    from agentlab.scenarios.loader import read_yaml, validate_as
+    from agentlab.yamlfile import read_yaml, validate_as  # the one YAML reader (and its errors)
 
     path = Path(path)
     raw = read_yaml(path)

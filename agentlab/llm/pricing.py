@@ -64,7 +64,7 @@ class PriceTable(BaseModel):
 
 
 def load_prices(path: str | Path) -> PriceTable:
-    from agentlab.scenarios.loader import read_yaml, validate_as
+    from agentlab.yamlfile import read_yaml, validate_as  # the one YAML reader (and its errors)
 
     raw = read_yaml(Path(path))
     if not isinstance(raw, dict):

@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anthropic
 import httpx2
@@ -36,6 +36,7 @@ import openai
 
 from agentlab.errors import InputError, ModelError
 from agentlab.faults.injector import FaultInjector
+from agentlab.llm.backends import BACKENDS, PROVIDERS, BackendName, Provider, provider_of
 from agentlab.llm.providers import AnthropicMessagesModel, OpenAIChatModel
 from agentlab.llm.replay.library import CassetteLibrary, cassette_dir
 from agentlab.llm.replay.replayer import Mode, ReplayMismatch
@@ -44,24 +45,20 @@ from agentlab.llm.types import ModelClient, ModelRequest, ModelResponse
 from agentlab.llm.wire.endpoint import SimulatedEndpoint
 from agentlab.llm.wire.headers import EPISODE_HEADER, METADATA_HEADERS
 
-Provider = Literal["openai", "anthropic"]
-Backend = Literal["sim-openai", "sim-anthropic", "replay", "openai", "anthropic"]
-PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic")
 BASE_URLS: dict[str, str] = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 SIM_ENDPOINT = "agentlab-sim-endpoint"  # ``recorded_from`` of cassettes recorded from the simulated endpoint
 OFFLINE_KEY = "agentlab-offline"  # the SDKs insist on a key; offline backends never check it
 
 
-def provider_of(backend: str, replay_provider: str | None = None) -> Provider:
-    """The provider (and so the SDK and wire format) a backend uses."""
-    if backend == "replay":
-        if replay_provider not in PROVIDERS:
-            raise ValueError("replay needs a provider: openai or anthropic")
-        return replay_provider  # type: ignore[return-value]
-    name = backend.removeprefix("sim-")
-    if name not in PROVIDERS:
+def sdk_provider(backend: str, replay_provider: str | None = None) -> Provider:
+    """The provider (and so the SDK and wire format) an SDK backend uses; ValueError for any other backend."""
+    entry = BACKENDS.get(backend)
+    if entry is None or not entry.sdk:
         raise ValueError(f"{backend!r} is not an SDK backend")
-    return name  # type: ignore[return-value]
+    provider = provider_of(backend, replay_provider)
+    if provider is None:
+        raise ValueError(f"{backend} needs a provider: {' or '.join(PROVIDERS)}")
+    return provider
 
 
 # --- the SDK clients, with reproducible back-off --------------------------------------------------
@@ -235,7 +232,7 @@ class SdkStack:
 
 
 def build_sdk_stack(
-    backend: Backend,
+    backend: BackendName,
     *,
     tiers: TierTable,
     suite: str,
@@ -252,20 +249,21 @@ def build_sdk_stack(
     api_key: str | None = None,
 ) -> SdkStack:
     """Assemble the layers for ``backend`` (see the module docstring)."""
-    provider = provider_of(backend, replay_provider)
+    provider = sdk_provider(backend, replay_provider)
+    kind = BACKENDS[backend].kind
     base: httpx2.AsyncBaseTransport | None
-    if backend.startswith("sim-"):
+    if kind == "endpoint":
         if sim_model is None:
             raise ValueError(f"{backend} needs the simulated model to serve")
         base = SimulatedEndpoint(sim_model, tiers)
         recorded_from = SIM_ENDPOINT
-    elif backend == "replay":
+    elif kind == "cassettes":
         base, recorded_from = None, ""
     else:
         base, recorded_from = LiveTransport(), "live"
     library: CassetteLibrary | None = None
     transport: httpx2.AsyncBaseTransport | None = base
-    if backend == "replay":
+    if kind == "cassettes":
         if cassettes is None:
             raise ValueError("replay needs a cassettes directory")
         library = CassetteLibrary(cassette_dir(cassettes, provider, suite), mode="replay")
@@ -298,5 +296,5 @@ def build_sdk_stack(
         api_key=api_key or OFFLINE_KEY,
         jitter_seed=seed,
     )
-    model: ModelClient = SurfaceReplayMismatch(adapter) if backend == "replay" else adapter
+    model: ModelClient = SurfaceReplayMismatch(adapter) if kind == "cassettes" else adapter
     return SdkStack(model=model, adapter=adapter, provider=provider, library=library)

@@ -119,6 +119,6 @@ class TierTable(BaseModel):
 
 
 def load_tiers(path: str | Path) -> TierTable:
-    from agentlab.scenarios.loader import read_yaml, validate_as  # the one YAML reader (and its errors)
+    from agentlab.yamlfile import read_yaml, validate_as  # the one YAML reader (and its errors)
 
     return validate_as(TierTable, read_yaml(Path(path)), str(path))

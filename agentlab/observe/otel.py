@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
-import agentlab
 from agentlab.errors import InputError
+from agentlab.llm.backends import BACKENDS, provider_of
 from agentlab.observe.spans import SIM_PROVIDER, EpisodeSpans, SpanBuilder, base_ns, episode_spans
+from agentlab.version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -96,7 +97,7 @@ def _provider(ids: _Ids, service_name: str, run_id: str) -> TracerProvider:
     resource = Resource.create(
         {
             "service.name": service_name,
-            "service.version": agentlab.__version__,
+            "service.version": __version__,
             "service.instance.id": run_id or "agentlab",  # else the SDK draws a random one
             "agentlab.run_id": run_id,
         }
@@ -108,7 +109,7 @@ def emit(episode: EpisodeSpans, provider: TracerProvider, ids: _Ids) -> None:
     """Create the episode's spans in ``provider`` with their own times and ids (the root ends last)."""
     from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-    tracer = provider.get_tracer("agentlab", agentlab.__version__)
+    tracer = provider.get_tracer("agentlab", __version__)
     kinds = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
     started: list[Any] = []
     with _ID_LOCK:
@@ -138,12 +139,10 @@ def default_exporter(endpoint: str) -> SpanExporter:
 
 def run_provider_name(config: dict[str, Any]) -> str:
     """``gen_ai.provider.name`` for a run: the SDK's provider for SDK backends, else the simulated model."""
-    llm = config.get("llm", "sim")
-    if llm == "sim":
-        return SIM_PROVIDER
-    if llm == "replay":
-        return str(config.get("provider") or SIM_PROVIDER)
-    return str(llm).removeprefix("sim-")
+    llm = str(config.get("llm", "sim"))
+    if llm not in BACKENDS:
+        return llm  # a run.json from a backend this version no longer has: name it as it was
+    return provider_of(llm, config.get("provider")) or SIM_PROVIDER
 
 
 def export_run(

@@ -1,7 +1,7 @@
 """The production agent as a service: admission, a bounded worker pool, durable requests.
 
-The agent is the one ``agentlab run`` builds (:func:`agentlab.sim.runner.assemble_agent`), and each
-request is one episode run by :func:`agentlab.sim.runner.run_episode` — same model backends, faults,
+The agent is the one ``agentlab run`` builds (:func:`agentlab.runs.assembly.assemble_agent`), and each
+request is one episode run by :func:`agentlab.runs.episodes.run_episode` — same model backends, faults,
 resilience, permissions and trace — on the server's real-time loop instead of a virtual one.
 
 * **Admission**: a POST is refused with 429 and ``Retry-After`` when the user's token bucket is empty
@@ -37,12 +37,17 @@ from typing import Any
 import orjson
 
 from agentlab.components.memory import MemoryManager
+from agentlab.errors import InputError
+from agentlab.llm.backends import BACKENDS, SERVED
 from agentlab.resilience.store import MemoryStore, RedisStore, StateStore
+from agentlab.runs.assembly import assemble_agent
+from agentlab.runs.episodes import Simulation, run_episode
+from agentlab.runs.options import RunOptions
+from agentlab.runs.planning import plan_run
 from agentlab.serve.metrics import ServeMetrics
 from agentlab.serve.store import RequestStore, StoredRequest
 from agentlab.sim.clock import Clock
 from agentlab.sim.rng import RngTree
-from agentlab.sim.runner import RunOptions, Simulation, assemble_agent, plan_run, run_episode
 from agentlab.trace.recorder import Recorder
 from agentlab.world.store import build_template
 
@@ -103,6 +108,9 @@ class AgentService:
         self._busy = 0
         self._service_s = 1.0  # moving average of a request's wall seconds in a worker (for Retry-After)
         # Everything below is checked now (bad input: one error line before the server listens).
+        if not BACKENDS[config.opts.llm].served:  # the CLI offers only these; a Python caller gets the same answer
+            served = "|".join(SERVED)
+            raise InputError(f"--llm {config.opts.llm}", "", f"agentlab serve cannot use this backend (use {served})")
         planned = plan_run(config.opts)
         self.planned = planned
         self.scenarios = {s.id: s for s in planned.suite.scenarios}
@@ -123,7 +131,7 @@ class AgentService:
         self.otel = None
         if cfg.otel:
             from agentlab.observe.otel import SIM_PROVIDER, LiveExporter
-            from agentlab.sim.backends import provider_for
+            from agentlab.runs.backends import provider_for
 
             self.otel = LiveExporter(
                 endpoint=cfg.otel, provider_name=provider_for(cfg.opts) or SIM_PROVIDER, run_id=self.run_id

@@ -27,13 +27,15 @@ from typing import Any
 import orjson
 import pandas as pd
 
-import agentlab
 from agentlab.errors import InputError
-from agentlab.sim.runner import RUN_MARKER, plan_run, progress_bar
+from agentlab.runs.planning import plan_run
+from agentlab.runs.rundir import RUN_MARKER
+from agentlab.runs.runner import progress_bar
 from agentlab.sweeps.executors import Executor, InProcess
 from agentlab.sweeps.results import cell_row, results_frame, write_parquet
 from agentlab.sweeps.spec import Cell, SweepSpec, cells, load_sweep_spec
 from agentlab.sweeps.work import CellTask, install_shipped, run_cell
+from agentlab.version import __version__
 
 MANIFEST = "sweep.json"
 RESULTS = "results.parquet"
@@ -178,7 +180,7 @@ def _sweep_lock(
         body = {
             "name": spec.name,
             "digest": spec.digest(),
-            "agentlab_version": agentlab.__version__,
+            "agentlab_version": __version__,
             "spec": spec.model_dump(mode="json", exclude={"base"}),
             "cells": [{"cell": c.index, "dir": f"cells/{c.dir_name}", "run_id": run_ids[c.index]} for c in grid],
         }

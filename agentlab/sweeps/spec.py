@@ -38,7 +38,7 @@ from agentlab.components.routing import POLICIES
 from agentlab.errors import InputError
 from agentlab.faults.plan import FaultPlan, load_fault_plan
 from agentlab.faults.presets import transient
-from agentlab.sim.runner import RunOptions
+from agentlab.runs.options import RunOptions
 
 # Fault presets a spec can sweep by rate (agentlab.faults.presets).
 PRESETS = {"transient": transient}
@@ -277,7 +277,7 @@ _FILE_OPTIONS = frozenset({"tiers", "policy", "prices", "approvals", "cassettes"
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec YAML: any problem is one :class:`InputError` line (file, place, problem)."""
-    from agentlab.scenarios.loader import read_yaml, validate_as
+    from agentlab.yamlfile import read_yaml, validate_as  # the one YAML reader (and its errors)
 
     path = Path(path)
     raw = read_yaml(path)

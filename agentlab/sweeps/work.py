@@ -20,7 +20,9 @@ from typing import Any
 
 import orjson
 
-from agentlab.sim.runner import RUN_MARKER, RunOptions, run_suite
+from agentlab.runs.options import RunOptions
+from agentlab.runs.rundir import RUN_MARKER
+from agentlab.runs.runner import run_suite
 
 
 @dataclass(frozen=True)

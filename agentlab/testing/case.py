@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentlab.components.policy import Policy
 from agentlab.faults.plan import FaultPlan
-from agentlab.sim.runner import RunOptions
+from agentlab.runs.options import RunOptions
 
 
 class ChaosCase(BaseModel):

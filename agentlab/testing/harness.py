@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentlab.sim.runner import RunOptions, resume_options, run_suite
+from agentlab.runs.options import RunOptions, resume_options
+from agentlab.runs.runner import run_suite
 from agentlab.testing.case import ChaosCase
 from agentlab.testing.invariants import CROSS_RUN_INVARIANTS, INVARIANTS, RunView, Violation, check_view
 from agentlab.tools.registry import ToolRegistry

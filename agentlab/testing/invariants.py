@@ -28,9 +28,9 @@ from agentlab.agent import DISCLOSURE
 from agentlab.components.audit import AuditLog
 from agentlab.components.budgets import BudgetLimits
 from agentlab.components.policy import Policy, load_policy
+from agentlab.runs.grading import repeated_effects, unauthorized_effects
 from agentlab.scenarios.model import Scenario
 from agentlab.sim.clock import DEFAULT_EPOCH
-from agentlab.sim.grading import repeated_effects, unauthorized_effects
 from agentlab.tools.registry import ToolRegistry
 
 # Every status an episode may end with (agentlab.agent and its planners); anything else is a hang or a bug.
@@ -73,9 +73,9 @@ class RunView:
 
     @classmethod
     def load(cls, run_dir: str | Path, registry: ToolRegistry | None = None, **kwargs: Any) -> RunView:
-        """Read a run directory written by :func:`~agentlab.sim.runner.run_suite` (finished or not)."""
+        """Read a run directory written by :func:`~agentlab.runs.runner.run_suite` (finished or not)."""
+        from agentlab.runs.inputs import load_cached
         from agentlab.scenarios.loader import load_suite
-        from agentlab.sim.inputs import load_cached
 
         run_dir = Path(run_dir)
         config = orjson.loads((run_dir / "run.json").read_bytes())

@@ -55,10 +55,10 @@ def no_budget_estimate() -> Iterator[None]:
 
 @contextmanager
 def no_permission_gate() -> Iterator[None]:
-    import agentlab.sim.runner
+    import agentlab.runs.assembly
     from agentlab.components.permissions import OpenGate
 
-    with mock.patch.object(agentlab.sim.runner, "PermissionsGate", OpenGate):
+    with mock.patch.object(agentlab.runs.assembly, "PermissionsGate", OpenGate):
         yield
 
 

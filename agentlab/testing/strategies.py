@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 
 from agentlab.components.policy import Policy, Rule
 from agentlab.faults.plan import Burst, Fault, FaultPlan, Params, Schedule, Target, Window
+from agentlab.runs.inputs import load_cached
 from agentlab.scenarios.loader import load_suite
-from agentlab.sim.inputs import load_cached
 from agentlab.tools.registry import ToolRegistry
 
 # Fault kinds the in-process simulated model and the tool sandbox can receive (provider HTTP faults need an
@@ -213,7 +213,7 @@ def chaos_cases(
     or ``*``), so most faults land on calls the agent really makes.
     """
     from agentlab.llm.tiers import load_tiers
-    from agentlab.sim.runner import find_tiers
+    from agentlab.runs.planning import find_tiers
     from agentlab.testing.case import ChaosCase
 
     suite = load_cached(load_suite, suite_path, registry)

@@ -1,6 +1,6 @@
 """Input files loaded once per content, not once per run.
 
-A sweep or a chaos search calls :func:`~agentlab.sim.runner.run_suite` thousands of times with the
+A sweep or a chaos search calls :func:`~agentlab.runs.runner.run_suite` thousands of times with the
 same suite, tiers, prices and policy; parsing and validating them again each time cost more than
 simulating a short episode. Loaded objects are keyed by the file's resolved path, size and
 modification time, so an edited file is read again. They are treated as immutable by every caller

@@ -1,13 +1,7 @@
 """Which model backend a run uses (``--llm``), checked before anything is written.
 
-==============  ==================================================================================
-``sim``         the simulated model, in process: no SDK, no HTTP (the fast default)
-``sim-openai``  the real ``openai`` SDK against the simulated endpoint (Chat Completions wire format)
-``sim-anthropic`` the real ``anthropic`` SDK against the simulated endpoint (Messages wire format)
-``replay``      the real SDK of ``--provider`` against recorded cassettes (``--cassettes DIR``)
-``openai``      the live OpenAI API (``OPENAI_API_KEY``, ``--model``)
-``anthropic``   the live Anthropic API (``ANTHROPIC_API_KEY``, ``--model``)
-==============  ==================================================================================
+The backends themselves (names, providers, which are live, what each is) are one table,
+:data:`agentlab.llm.backends.BACKENDS`; this module checks a run's backend options against it.
 
 Cassettes live in ``DIR/<provider>/<suite>/<episode>.yaml`` (:mod:`agentlab.llm.replay.library`);
 ``--record DIR`` writes there while an SDK backend runs (``sim-*``: from the simulated endpoint;
@@ -21,29 +15,26 @@ from typing import TYPE_CHECKING
 
 from agentlab.errors import InputError
 from agentlab.faults.plan import FaultPlan
+from agentlab.llm.backends import API_KEY_ENV, BACKENDS, LIVE, PROVIDERS, RECORDING, provider_of
 from agentlab.llm.tiers import TierTable
 
 if TYPE_CHECKING:
+    from agentlab.runs.options import RunOptions
     from agentlab.scenarios.model import Suite
-    from agentlab.sim.runner import RunOptions
 
-LIVE = ("openai", "anthropic")
-PROVIDERS = ("openai", "anthropic")
-API_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+# Offline backends that speak a provider's wire format (provider faults need one).
+_OFFLINE_SDK = "|".join(b.name for b in BACKENDS.values() if b.sdk and not b.live)
 
 
 def provider_for(opts: RunOptions) -> str | None:
     """The provider whose SDK and wire format the run uses (None for ``--llm sim``)."""
-    if opts.llm == "sim":
-        return None
-    if opts.llm == "replay":
-        return opts.provider
-    return opts.llm.removeprefix("sim-")
+    return provider_of(opts.llm, opts.provider)
 
 
 def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> RunOptions:
     """Check the backend options together; return them with the replay provider resolved."""
     llm = opts.llm
+    backend = BACKENDS[llm]
     flag = f"--llm {llm}"
     if opts.sdk_retries < 0:
         raise InputError("--sdk-retries", "", "must be 0 or more")
@@ -53,31 +44,31 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
         raise InputError(
             "--tier-model", "", f"only live providers take model names (with {flag}, tiers pick the model)"
         )
-    if opts.cassettes is not None and llm != "replay":
+    if opts.cassettes is not None and backend.kind != "cassettes":
         raise InputError("--cassettes", "", f"only --llm replay reads cassettes (got {flag}); to record use --record")
-    if opts.provider is not None and llm != "replay" and opts.provider != provider_for(opts):
+    if opts.provider is not None and backend.kind != "cassettes" and opts.provider != provider_for(opts):
         raise InputError("--provider", "", f"--provider {opts.provider} contradicts {flag}")
-    if opts.record is not None and llm in ("sim", "replay"):
-        others = "sim-openai|sim-anthropic|openai|anthropic"
+    if opts.record is not None and llm not in RECORDING:
+        others = "|".join(RECORDING)
         raise InputError("--record", "", f"{flag} makes no HTTP requests to record; use --llm {others}")
-    if opts.stream and llm == "sim":
+    if opts.stream and not backend.sdk:
         raise InputError("--stream", "", "--llm sim has no wire format to stream; use an SDK backend")
-    if plan is not None and llm == "sim" and any(f.target.providers for f in plan.faults):
+    if plan is not None and not backend.sdk and any(f.target.providers for f in plan.faults):
         source = opts.faults if isinstance(opts.faults, str) else plan.name
-        raise InputError(
-            source, "faults", "provider (HTTP) faults need an SDK backend: --llm sim-openai|sim-anthropic|replay"
-        )
-    if llm in LIVE:
+        raise InputError(source, "faults", f"provider (HTTP) faults need an SDK backend: --llm {_OFFLINE_SDK}")
+    if backend.live:
         env = API_KEY_ENV[llm]
         if not os.environ.get(env):
             raise InputError(
-                flag, "", f"{env} is not set: a live run needs an API key (--llm sim-{llm} runs offline instead)"
+                flag,
+                "",
+                f"{env} is not set: a live run needs an API key (--llm {_offline_twin(llm)} runs offline instead)",
             )
         if not opts.model and not opts.tier_models:
             raise InputError(
                 flag, "--model", "a live run needs --model or --tier-model (e.g. gpt-4o-mini, claude-haiku-4-5)"
             )
-    if llm != "replay":
+    if backend.kind != "cassettes":
         return opts
     if opts.cassettes is None:
         raise InputError(flag, "--cassettes", "replay needs --cassettes DIR (holding <provider>/<suite>/*.yaml)")
@@ -87,7 +78,7 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
     provider = opts.provider
     if provider is None:
         if not found:
-            where = cassette_dir(opts.cassettes, "<openai|anthropic>", suite.name)
+            where = cassette_dir(opts.cassettes, f"<{'|'.join(PROVIDERS)}>", suite.name)
             problem = f"no cassettes for suite {suite.name!r} (expected {where}/)"
             raise InputError(opts.cassettes, "--cassettes", problem)
         if len(found) > 1:
@@ -98,6 +89,12 @@ def validate_backend(opts: RunOptions, suite: Suite, plan: FaultPlan | None) -> 
             str(cassette_dir(opts.cassettes, provider, suite.name)), "--cassettes", "no such cassette directory"
         )
     return opts.model_copy(update={"provider": provider})
+
+
+def _offline_twin(llm: str) -> str:
+    """The offline backend speaking the same provider's wire format as live backend ``llm`` (sim-openai)."""
+    provider = BACKENDS[llm].provider
+    return next(b.name for b in BACKENDS.values() if b.kind == "endpoint" and b.provider == provider)
 
 
 def backend_tiers(tiers: TierTable, opts: RunOptions) -> TierTable:
@@ -118,8 +115,9 @@ def backend_tiers(tiers: TierTable, opts: RunOptions) -> TierTable:
 
 def run_dir_suffix(opts: RunOptions) -> str:
     """What a run directory's default name adds for a non-default backend (``-replay-openai``)."""
-    if opts.llm == "sim":
+    kind = BACKENDS[opts.llm].kind
+    if kind == "in-process":
         return ""
-    if opts.llm == "replay":
-        return f"-replay-{opts.provider}"
+    if kind == "cassettes":
+        return f"-{opts.llm}-{opts.provider}"
     return f"-{opts.llm}"
