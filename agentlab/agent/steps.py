@@ -144,8 +144,11 @@ class ToolSteps:
                 error = f"{spec.name} was not run: {', '.join(ungrounded)} appear in no request or tool result"
                 trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="UngroundedArguments", error=error))
                 outcome = StepOutcome(call_id, spec.name, False, error_type="UngroundedArguments", error=error)
-            elif not (decision := await system.gate.authorize(self.user, spec, args, call_id, trace, self.env)).allowed:
-                error = f"user {self.user.id} may not use {spec.name}: {decision.reason}"
+            elif not (
+                decision := system.gate.decide(self.user, spec, args, call_id, trace, self.env)
+                or await system.gate.seek_approval(self.user, spec, args, call_id, trace, self.env)
+            ).allowed:
+                error = f"user {self.user_id} may not use {spec.name}: {decision.reason}"
                 trace.emit(StepRejected(call_id=call_id, tool=spec.name, error_type="PermissionDenied", error=error))
                 outcome = StepOutcome(call_id, spec.name, False, error_type="PermissionDenied", error=error)
             else:
@@ -193,7 +196,7 @@ class ToolSteps:
                 raise AlreadyAttempted(
                     f"{spec.name} with these arguments {self.attempted[key]}; it cannot be repeated safely"
                 )
-        user_id = self.user.id  # read once: attribute reads on a pydantic model are slow
+        user_id = self.user_id
         ctx = ToolContext(
             world=self.env,
             call_id=call_id,
