@@ -39,7 +39,19 @@ ADMITS_INCOMPLETE = re.compile(
 
 # Text with no claim lead and no admission can fail none of the answer checks: one scan tells, where
 # the checks themselves take one scan per claim (measured: ~2.5 µs instead of ~7 µs for a typical answer).
-_ANSWER_CUES = re.compile(f"{CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}", re.I)
+# It is f"{CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}" (re.I), written as _FACT below is: starting by consuming
+# the one letter every cue starts with, so the engine skips in C every position that cannot start one (a
+# leading \b makes it try each position); the lookbehinds restate that \b and which letter it was. Measured on
+# support-5's answer: ~35 % of the plain alternation's time (-2.5 % of the bench's instructions per episode).
+# tests/test_evaluator.py checks that it matches exactly where the plain alternation does.
+_ANSWER_CUES = re.compile(
+    r"[iwcau](?:"
+    r"(?<=\bi)(?:'ve| have) "  # CLAIM_LEAD
+    r"|(?<=\b[wcau])(?:(?<=w)(?:asn't|as not)|(?<=c)(?:ouldn't|ould not)|(?<=a)m unable to|(?<=u)nable to)"
+    r" (?:able to )?(?:complete|finish)\b"  # ADMITS_INCOMPLETE
+    r")",
+    re.I,
+)
 
 
 @dataclass(slots=True)
