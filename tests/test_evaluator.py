@@ -17,6 +17,7 @@ from agentlab.components.evaluator import (
     CLAIM_LEAD,
     Evaluator,
     known_facts,
+    may_cue,
 )
 from agentlab.components.messages import StepOutcome
 from agentlab.domains.support import CLAIMS
@@ -163,8 +164,13 @@ CUE_PIECES += ["could not", "am unable to", "unable to", " able to ", "complete"
 @given(st.lists(st.sampled_from(CUE_PIECES), max_size=10).map("".join))
 @example("Order ORD-17 was shipped; refund of $42.50 issued and the customer emailed.")
 @example("XI have done; _couldn't finish; wasn't completed; I wasn't able to complete it; \u0130've")
+@example("We couldn't finish it.")
+@example("It was unable to complete.")
+@example("So I've done it")
+@example("and I HAVE asked")
 def test_answer_cues_match_the_plain_pattern(text: str) -> None:
     assert [m.span() for m in _ANSWER_CUES.finditer(text)] == [m.span() for m in CUES_SPEC.finditer(text)]
+    assert may_cue(text) == (CUES_SPEC.search(text) is not None)
 
 
 def test_known_facts_are_ids_and_normalised_numbers() -> None:

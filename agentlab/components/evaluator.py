@@ -54,6 +54,17 @@ _ANSWER_CUES = re.compile(
 )
 
 
+def may_cue(text: str) -> bool:
+    """Whether ``text`` holds an answer cue (``_ANSWER_CUES`` finds one). ASCII text without any of the four
+    words every cue contains, lowercased, holds none: a few substring scans tell, where even the fast regex cost
+    ~21,000 instructions on support-5's answer (callgrind); other text is left to the regex (re.I folds ſ, İ)."""
+    if text.isascii():
+        low = text.lower()
+        if "i've " not in low and "i have " not in low and "complete" not in low and "finish" not in low:
+            return False
+    return _ANSWER_CUES.search(text) is not None
+
+
 @dataclass(slots=True)
 class Grade:
     success: bool
@@ -130,7 +141,7 @@ class Evaluator:
             return Score(0.0, False, "empty answer")
         if "\u2019" in text:  # a typographic apostrophe must not hide a claim ("I’ve issued a refund")
             text = text.replace("\u2019", "'")
-        if self._cues is not None and self._cues.search(text) is None:
+        if self._cues is not None and not may_cue(text):
             return _ANSWER_OK  # no claim and no admission anywhere in the text
         unsupported = [
             tool for tool, pattern in self.claims.items() if tool not in succeeded_tools and pattern.search(text)
