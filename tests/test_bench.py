@@ -85,7 +85,7 @@ def test_vs_floor_reports_both_rates_and_their_ratio(tmp_path: Path, capsys: Any
     for extra in ([], ["--safety"], ["--fault-rate", "0.10"]):
         assert main(["bench", "--episodes", "4", "--vs-floor", "3", *extra]) == 0
         line = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert line["rounds"] == 3 and line["episodes"] == 4
+        assert line["rounds"] == 3 and line["episodes"] == 4 and line["floor_episodes"] == 80
         assert len(line["episodes_per_s_rounds"]) == 3 and len(line["floor_episodes_per_s_rounds"]) == 3
         assert line["episodes_per_s"] == statistics.median(line["episodes_per_s_rounds"])
         assert line["floor_episodes_per_s"] == statistics.median(line["floor_episodes_per_s_rounds"])
