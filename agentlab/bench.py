@@ -16,6 +16,13 @@ suite's cassettes (``--cassettes DIR --provider openai|anthropic``, ``--calls N`
 :mod:`agentlab.bench_replay`). Workload ``sweep`` runs a sweep spec in-process, on ``--workers``
 processes and on a Dask LocalCluster, and compares their throughput and their results
 (:mod:`agentlab.bench_sweep`).
+
+``--vs-floor [ROUNDS]`` sets support-5 against its floor (:func:`run_floor`): the same episodes' tool calls
+and answers made by a bare asyncio loop on the same virtual-time loop, with no agent around them. Floor and
+workload alternate in one process for ROUNDS rounds (default 5; the floor runs 20 times the episodes, to last
+long enough to measure); the JSON line carries the median rate of
+each and their ratio, the agent's overhead as a multiple of the floor (measured on a loaded machine, the two
+suffer the same load, so the ratio is steadier than either rate).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import cProfile
 import io
 import pstats
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +50,7 @@ from agentlab.components.policy import load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import Cascade
 from agentlab.domains import support
-from agentlab.domains.support.bench5 import BENCH_USER, ScriptedModel, bench_tools
+from agentlab.domains.support.bench5 import BENCH_USER, ScriptedModel, answer, bench_tools, script
 from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan, load_fault_plan
@@ -149,6 +157,87 @@ def run_support5(
     }
 
 
+def run_floor(episodes: int, *, arrivals: bool = False, calls: list[Any] | None = None) -> dict[str, Any]:
+    """The floor under support-5: each episode's five tool calls, made by a bare asyncio loop.
+
+    The same tool functions with the same arguments (the scripted model's decisions as a plain list,
+    :func:`~agentlab.domains.support.bench5.script`) and the same final answer, on the same virtual-time
+    loop, with no agent machinery: no model call, trace, gate, budget or memory. ``arrivals``: each
+    episode starts one simulated second after the previous one, as support-5's do with faults on (a timer
+    per episode is loop work, not agent work). ``calls``, if given, collects ``(tool, args, result)``
+    and the answers, in order (for the test that holds the floor to the workload's calls).
+    """
+    fns = {spec.name: spec.fn for spec in bench_tools}
+    answers = 0
+
+    async def main() -> None:
+        nonlocal answers
+        for i in range(episodes):
+            order = f"ORD-{i}"
+            if arrivals:
+                await asyncio.sleep(1.0)
+            for name, args in script(order):
+                result = await fns[name](None, **args)
+                if calls is not None:
+                    calls.append((name, args, result))
+            text = answer(order)
+            if calls is not None:
+                calls.append(text)
+            answers += 1
+
+    loop = VirtualTimeLoop()
+    started = time.perf_counter()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    elapsed = time.perf_counter() - started
+    return {
+        "workload": "floor",
+        "episodes": episodes,
+        "completed": answers,
+        "episodes_per_s": round(episodes / elapsed, 1),
+        "wall_seconds": round(elapsed, 3),
+    }
+
+
+# The floor runs this many times the workload's episodes in a round: ~60x faster, a round of the same length
+# takes it a few milliseconds, which one scheduler hiccup on a loaded machine can double (measured: its rate
+# varied 3x between rounds at 3,000 episodes).
+FLOOR_SCALE = 20
+
+
+def run_vs_floor(
+    episodes: int, rounds: int, work_dir: Path, plan: FaultPlan | None = None, *, safety: bool = False
+) -> dict[str, Any]:
+    """support-5 and its floor, alternating for ``rounds`` rounds in this process (which goes first alternates
+    too); the median rate of each and ``ratio``, how many times slower the agent is than the floor."""
+    floor_rates: list[float] = []
+    rates: list[float] = []
+    last: dict[str, Any] = {}
+    for r in range(rounds):
+        for which in ("floor", "agent") if r % 2 == 0 else ("agent", "floor"):
+            if which == "floor":
+                floor = run_floor(episodes * FLOOR_SCALE, arrivals=plan is not None)
+                floor_rates.append(floor["episodes_per_s"])
+            else:
+                run_dir = work_dir / f"round-{r}"  # a fresh trace and audit log per round (the recorder appends)
+                run_dir.mkdir(parents=True)
+                last = run_support5(episodes, run_dir / "events.jsonl", plan, safety=safety)
+                rates.append(last["episodes_per_s"])
+    floor_rate, rate = statistics.median(floor_rates), statistics.median(rates)
+    return {
+        **{k: last[k] for k in ("workload", "faults", "safety", "episodes", "completed", "events_per_episode")},
+        "rounds": rounds,
+        "floor_episodes": episodes * FLOOR_SCALE,
+        "episodes_per_s": rate,
+        "floor_episodes_per_s": floor_rate,
+        "ratio": round(floor_rate / rate, 2),
+        "episodes_per_s_rounds": rates,
+        "floor_episodes_per_s_rounds": floor_rates,
+    }
+
+
 def run_suite_bench(suite: str, episodes: int, out: Path) -> dict[str, Any]:
     from agentlab.runs.options import RunOptions
     from agentlab.runs.runner import run_suite
@@ -179,6 +268,9 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--calls", "", f"must be at least 1 (got {args.calls})")
     if not 0.0 <= args.fault_rate <= 1.0:  # also refuses NaN
         raise InputError("--fault-rate", "", f"must be a share of calls from 0 to 1 (got {args.fault_rate})")
+    vs_floor = getattr(args, "vs_floor", None)
+    if vs_floor is not None and (vs_floor < 1 or args.workload != "support-5"):
+        raise InputError("--vs-floor", "", f"takes 1 or more rounds of workload support-5 (got {vs_floor})")
     if args.workload == "replay":  # the SDK stack replaying cassettes: see agentlab/bench_replay.py
         from agentlab.bench_replay import main_replay
         from agentlab.scenarios.loader import load_suite
@@ -213,6 +305,8 @@ def main(args: argparse.Namespace) -> int:
                     plan = load_fault_plan(args.faults)
                 elif args.fault_rate:
                     plan = transient(args.fault_rate)
+                if vs_floor is not None:
+                    return run_vs_floor(args.episodes, vs_floor, Path(tmp), plan, safety=args.safety)
                 return run_support5(args.episodes, Path(tmp) / "events.jsonl", plan, safety=args.safety)
             return run_suite_bench(args.suite, args.episodes, Path(tmp) / "run")
 

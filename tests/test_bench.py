@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from agentlab.bench import run_support5
+from agentlab.bench import run_floor, run_support5
 from agentlab.components.audit import AuditLog
 
 
@@ -38,3 +41,53 @@ def test_serve_workload_does_its_three_phases() -> None:
     kills = figures["kills"]
     assert kills["kills"] == 1 and kills["rerun_after_kill"] >= 1
     assert kills["lost"] == 0 and kills["duplicate_side_effects"] == 0 and kills["ledger_duplicates"] == 0
+
+
+def _recording_tools(monkeypatch: Any, log: list[Any]) -> None:
+    """Swap each support-5 tool for one that logs ``(tool, args, result)``: the effects both runs have."""
+    from agentlab.domains.support.bench5 import bench_tools
+
+    for spec in list(bench_tools):
+
+        async def recorded(ctx: Any, _fn: Any = spec.fn, _name: str = spec.name, **args: Any) -> Any:
+            result = await _fn(ctx, **args)
+            log.append((_name, args, result))
+            return result
+
+        monkeypatch.setitem(bench_tools._tools, spec.name, dataclasses.replace(spec, fn=recorded))
+
+
+def test_the_floor_makes_the_same_tool_calls_and_answers_as_support5(tmp_path: Path, monkeypatch: Any) -> None:
+    agent_log: list[Any] = []
+    _recording_tools(monkeypatch, agent_log)
+    assert run_support5(3, tmp_path / "events.jsonl")["completed"] == 3
+    answers = [
+        e["text"] for e in map(orjson.loads, (tmp_path / "events.jsonl").open("rb")) if e["kind"] == "final_response"
+    ]
+
+    monkeypatch.undo()
+    floor_log: list[Any] = []
+    _recording_tools(monkeypatch, floor_log)
+    collected: list[Any] = []
+    assert run_floor(3, calls=collected)["completed"] == 3
+
+    assert len(agent_log) == 15 and [c[0] for c in agent_log[:5]] == [
+        "lookup_order", "check_inventory", "issue_refund", "send_email", "log_note"
+    ]  # fmt: skip
+    assert floor_log == agent_log  # the same tools, in the same order, with the same arguments and results
+    assert [c for c in collected if isinstance(c, tuple)] == agent_log
+    assert [c for c in collected if isinstance(c, str)] == answers and len(answers) == 3
+
+
+def test_vs_floor_reports_both_rates_and_their_ratio(tmp_path: Path, capsys: Any) -> None:
+    from agentlab.cli import main
+
+    for extra in ([], ["--safety"], ["--fault-rate", "0.10"]):
+        assert main(["bench", "--episodes", "4", "--vs-floor", "3", *extra]) == 0
+        line = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert line["rounds"] == 3 and line["episodes"] == 4 and line["floor_episodes"] == 80
+        assert len(line["episodes_per_s_rounds"]) == 3 and len(line["floor_episodes_per_s_rounds"]) == 3
+        assert line["episodes_per_s"] == statistics.median(line["episodes_per_s_rounds"])
+        assert line["floor_episodes_per_s"] == statistics.median(line["floor_episodes_per_s_rounds"])
+        assert line["ratio"] == round(line["floor_episodes_per_s"] / line["episodes_per_s"], 2)
+        assert line["safety"] == ("--safety" in extra) and (line["faults"] is not None) == ("--fault-rate" in extra)

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agentlab.components.evaluator import _FACT, _ID, _NUMBER, Evaluator, known_facts
+from agentlab.components.evaluator import (
+    _ANSWER_CUES,
+    _FACT,
+    _ID,
+    _NUMBER,
+    ADMITS_INCOMPLETE,
+    CLAIM_LEAD,
+    Evaluator,
+    known_facts,
+    may_cue,
+)
 from agentlab.components.messages import StepOutcome
 from agentlab.domains.support import CLAIMS
 
@@ -138,6 +148,29 @@ FACT_SPEC = re.compile(f"(?=[A-Z0-9])(?:{_ID.pattern}|{_NUMBER.pattern})")
 @example("ORD-12 AB-123 ABCDEF-123 x1.5 1.5.2 -7 .5 5. 12a _3 \u0663\u0663 1\u0663 é99")
 def test_fact_scan_matches_the_plain_patterns(text: str) -> None:
     assert _FACT.findall(text) == [m.group() for m in FACT_SPEC.finditer(text)]
+
+
+# The plain way to find an answer's cues; the evaluator's _ANSWER_CUES is written for speed and must match exactly
+# the same spans.
+CUES_SPEC = re.compile(f"{CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}", re.I)
+
+
+# Pieces of cues, letters they start with, and what may stand before or after one (incl. İ and ſ, which re.I folds).
+CUE_PIECES = [*"IiWwCcAaUuvehsntbmlfkp'._ ,\u0130\u017f", "I've ", "I have ", "wasn't", "was not", "couldn't"]
+CUE_PIECES += ["could not", "am unable to", "unable to", " able to ", "complete", "finish"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(CUE_PIECES), max_size=10).map("".join))
+@example("Order ORD-17 was shipped; refund of $42.50 issued and the customer emailed.")
+@example("XI have done; _couldn't finish; wasn't completed; I wasn't able to complete it; \u0130've")
+@example("We couldn't finish it.")
+@example("It was unable to complete.")
+@example("So I've done it")
+@example("and I HAVE asked")
+def test_answer_cues_match_the_plain_pattern(text: str) -> None:
+    assert [m.span() for m in _ANSWER_CUES.finditer(text)] == [m.span() for m in CUES_SPEC.finditer(text)]
+    assert may_cue(text) == (CUES_SPEC.search(text) is not None)
 
 
 def test_known_facts_are_ids_and_normalised_numbers() -> None:

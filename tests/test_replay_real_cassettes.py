@@ -16,7 +16,6 @@ costs no wall time, so the 429 test keeps the SDK's real retry policy and checks
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Coroutine
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anthropic
+import msgspec
 import openai
 import pytest
 
@@ -158,7 +158,7 @@ def test_openai_chain_of_two_tool_calls_gzip_bodies() -> None:
     model = openai_model(replayer)
     history = [user("Can the country of Crumpet have dragons? Answer with only YES or NO")]
     # simonw/llm re-serialised the arguments it sent back (json.dumps spacing), so we do the same.
-    like_llm = lambda c: dataclasses.replace(c, raw_arguments=json.dumps(c.arguments))  # noqa: E731
+    like_llm = lambda c: msgspec.structs.replace(c, raw_arguments=json.dumps(c.arguments))  # noqa: E731
 
     async def chat() -> list[ModelResponse]:
         first = await model.complete(request("gpt-4o-mini", history, DRAGON_TOOLS))
@@ -395,7 +395,7 @@ def test_anthropic_gzip_stream_two_parallel_tool_uses() -> None:
     async def chat() -> tuple[ModelResponse, ModelResponse]:
         first = await model.complete(request("claude-haiku-4-5-20251001", history, tools, max_tokens=8192))
         # llm-anthropic sent an assistant text block of one space alongside the two tool_use blocks.
-        follow(history, dataclasses.replace(first, text=" "), "Charles", "Sammy")
+        follow(history, msgspec.structs.replace(first, text=" "), "Charles", "Sammy")
         return first, await model.complete(request("claude-haiku-4-5-20251001", history, tools, max_tokens=8192))
 
     first, second = run(chat())

@@ -46,6 +46,10 @@ class Episode(ModelCalls, ToolSteps):
         self.system = system
         self.request = request
         self.user: User = request.user
+        # Read once here: an attribute read on a pydantic model goes through its __getattr__ hook, and these are
+        # read on every model call (tags) and tool call (user_id).
+        self.user_id: str = self.user.id
+        self.tags: dict[str, str] = request.tags
         self.trace = trace
         self.budget = budget
         self.tools = tools

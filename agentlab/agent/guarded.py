@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentlab.components.sandbox import with_deadline
+from agentlab.components.sandbox import resume_within
 from agentlab.errors import AgentError
 from agentlab.trace.events import CallRejected
 
@@ -94,7 +94,12 @@ async def guarded(
                 result = await call
             else:
                 try:  # the timer is armed only if the call suspends (a simulated one mostly does not)
-                    result = await with_deadline(call, timeout_s)
+                    try:  # with_deadline, inline: no coroutine of its own for a call that answers at once
+                        pending = call.send(None)
+                    except StopIteration as done:
+                        result = done.value
+                    else:
+                        result = await resume_within(call, pending, timeout_s)
                 except TimeoutError:  # the agent's own deadline (clients report theirs as their own errors)
                     raise timed_out(state) from None  # type: ignore[misc]
         except errors as exc:

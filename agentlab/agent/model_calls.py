@@ -171,7 +171,7 @@ class ModelCalls:
             response_format=response_format,  # type: ignore[arg-type]
             max_tokens=system.max_tokens,
             purpose=purpose,
-            metadata=self.request.tags,
+            metadata=self.tags,
             prompt_tokens_hint=self.prompt_tokens(tools),
         )
         estimate = system.cost.check_model(self.budget, request, profile, trace)

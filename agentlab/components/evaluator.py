@@ -39,7 +39,30 @@ ADMITS_INCOMPLETE = re.compile(
 
 # Text with no claim lead and no admission can fail none of the answer checks: one scan tells, where
 # the checks themselves take one scan per claim (measured: ~2.5 µs instead of ~7 µs for a typical answer).
-_ANSWER_CUES = re.compile(f"{CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}", re.I)
+# It is f"{CLAIM_LEAD}|{ADMITS_INCOMPLETE.pattern}" (re.I), written as _FACT below is: starting by consuming
+# the one letter every cue starts with, so the engine skips in C every position that cannot start one (a
+# leading \b makes it try each position); the lookbehinds restate that \b and which letter it was. Measured on
+# support-5's answer: ~35 % of the plain alternation's time (-2.5 % of the bench's instructions per episode).
+# tests/test_evaluator.py checks that it matches exactly where the plain alternation does.
+_ANSWER_CUES = re.compile(
+    r"[iwcau](?:"
+    r"(?<=\bi)(?:'ve| have) "  # CLAIM_LEAD
+    r"|(?<=\b[wcau])(?:(?<=w)(?:asn't|as not)|(?<=c)(?:ouldn't|ould not)|(?<=a)m unable to|(?<=u)nable to)"
+    r" (?:able to )?(?:complete|finish)\b"  # ADMITS_INCOMPLETE
+    r")",
+    re.I,
+)
+
+
+def may_cue(text: str) -> bool:
+    """Whether ``text`` holds an answer cue (``_ANSWER_CUES`` finds one). ASCII text without any of the four
+    words every cue contains, lowercased, holds none: a few substring scans tell, where even the fast regex cost
+    ~21,000 instructions on support-5's answer (callgrind); other text is left to the regex (re.I folds ſ, İ)."""
+    if text.isascii():
+        low = text.lower()
+        if "i've " not in low and "i have " not in low and "complete" not in low and "finish" not in low:
+            return False
+    return _ANSWER_CUES.search(text) is not None
 
 
 @dataclass(slots=True)
@@ -118,7 +141,7 @@ class Evaluator:
             return Score(0.0, False, "empty answer")
         if "\u2019" in text:  # a typographic apostrophe must not hide a claim ("I’ve issued a refund")
             text = text.replace("\u2019", "'")
-        if self._cues is not None and self._cues.search(text) is None:
+        if self._cues is not None and not may_cue(text):
             return _ANSWER_OK  # no claim and no admission anywhere in the text
         unsupported = [
             tool for tool, pattern in self.claims.items() if tool not in succeeded_tools and pattern.search(text)

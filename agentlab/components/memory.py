@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 
-@dataclass(slots=True, frozen=True)
-class MemoryItem:
+
+class MemoryItem(msgspec.Struct, frozen=True):  # a struct: a frozen dataclass's __init__ is slow Python
     session_id: str
     role: str
     content: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -45,8 +46,7 @@ class Decision:
     reason: str
 
 
-@dataclass(slots=True)
-class StepOutcome:
+class StepOutcome(msgspec.Struct):  # a struct, not a dataclass: built in C, five times a request
     """What one tool call produced, as the planner and evaluator see it."""
 
     call_id: str

@@ -138,12 +138,31 @@ class PermissionsGate:
         """Forget the request's refused approvals: they stand for that request only."""
         self._refused.pop(episode_id, None)
 
-    async def authorize(
+    def decide(
         self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
-    ) -> Decision:
+    ) -> Decision | None:
+        """:meth:`authorize` for a call no person has to approve: decided and recorded at once, with no coroutine
+        (the agent asks this on every step, and only awaits :meth:`authorize` when it returns None: the call
+        needs an approval)."""
         if self.policy is None and self.audit is None:  # the common simulated case: the ACL alone
             return self.check(user, spec, args, call_id, trace)
         effect, reason = self.evaluate(user, spec, args, env, call_id)
+        if effect == "ask":
+            return None
+        self._record(user.id, spec, args, call_id, trace, effect, reason)
+        return _ALLOW if effect == "allow" else Decision(False, reason)
+
+    async def authorize(
+        self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
+    ) -> Decision:
+        decision = self.decide(user, spec, args, call_id, trace, env)
+        return decision if decision is not None else await self.seek_approval(user, spec, args, call_id, trace, env)
+
+    async def seek_approval(
+        self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
+    ) -> Decision:
+        """The rest of :meth:`authorize` for a call :meth:`decide` left to a person (the policy says "ask")."""
+        effect, reason = self.evaluate(user, spec, args, env, call_id)  # again: only calls that need approval
         action = None
         if effect == "ask":
             action = (spec.name, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
@@ -179,7 +198,7 @@ class OpenGate(PermissionsGate):
         # Every call allowed, and still on record (event and audit row) as a rubber-stamp decision.
         return "allow", "gate disabled"
 
-    async def authorize(
+    def decide(
         self, user: User, spec: ToolSpec, args: dict[str, Any], call_id: str, trace: Any, env: Any = None
     ) -> Decision:
         return self.check(user, spec, args, call_id, trace)

@@ -107,8 +107,10 @@ class CircuitBreaker:
         if slow:
             self._slow += 1
         if self._count_window:
-            if len(window) > self._window_size:
-                self._drop(window.popleft())
+            if len(window) > self._window_size:  # _drop, inline: a full count window drops one entry per call
+                _, failed, was_slow = window.popleft()
+                self._failures -= failed
+                self._slow -= was_slow
         else:
             self._evict(now)
         if not (self._failures or self._slow):

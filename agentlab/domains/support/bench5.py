@@ -51,6 +51,24 @@ async def log_note(ctx: ToolContext, text: str) -> dict[str, Any]:
 BENCH_USER = User(id="U-bench", role="senior", permissions=frozenset(s for t in bench_tools for s in t.permissions))
 
 
+def script(order: str) -> list[tuple[str, dict[str, Any]]]:
+    """The scripted model's five decisions for one order, as a plain list: what the floor runs
+    (:func:`agentlab.bench.run_floor`). :class:`ScriptedModel` makes the same calls one turn at a time
+    (a test holds the two to the same calls)."""
+    return [
+        ("lookup_order", {"order_id": order}),
+        ("check_inventory", {"product_id": "PRD-001"}),
+        ("issue_refund", {"order_id": order, "amount": 42.5}),
+        ("send_email", {"customer_id": "CUS-001", "subject": "Refund", "body": f"Refunded {order}."}),
+        ("log_note", {"text": f"refunded {order}"}),
+    ]
+
+
+def answer(order: str) -> str:
+    """The scripted model's final answer for one order."""
+    return f"Order {order} was shipped; refund of $42.50 issued and the customer emailed."
+
+
 class ScriptedModel:
     """Answers support-5 deterministically: five tool calls, then text. No latency, no randomness."""
 
@@ -69,7 +87,7 @@ class ScriptedModel:
         elif turn == 4:
             call = ("log_note", {"text": f"refunded {order}"})
         else:
-            text = f"Order {order} was shipped; refund of $42.50 issued and the customer emailed."
+            text = answer(order)
             return ModelResponse(model="scripted", text=text, usage=Usage(input_tokens=prompt, output_tokens=20))
         raw = orjson.dumps(call[1]).decode()
         tool_call = ToolCall(id=f"call_{turn}", name=call[0], arguments=call[1], raw_arguments=raw)
