@@ -79,9 +79,13 @@ class ProcessPool:
             self._pool = None
 
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:
-        assert self._pool is not None, "use the pool inside `with`"
-        pending: set[Future[R]] = {self._pool.submit(fn, task) for task in tasks}
+        pending: set[Future[R]] = {self.submit(fn, task) for task in tasks}
         yield from _as_completed(pending)
+
+    def submit(self, fn: Callable[[T], R], task: T) -> Future[R]:
+        """One task, started at once: for a caller that makes its tasks while the pool works (chaos search)."""
+        assert self._pool is not None, "use the pool inside `with`"
+        return self._pool.submit(fn, task)
 
 
 def start_method() -> str:
