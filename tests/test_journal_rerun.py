@@ -138,3 +138,26 @@ def test_the_gate_skips_world_reading_constraints_only_for_the_same_action(templ
         assert not world.holds_call("issue_refund", "c1", spec.identity(other), spec.effectful)
     finally:
         world.close()
+
+
+def test_a_compensation_the_first_run_applied_is_not_applied_again(template: Any, tmp_path: Path) -> None:
+    """A world tool's rollback is journaled by ``world_tool`` itself (``undo:<tool>``): a process killed after
+    compensating, whose re-run compensates again, restores the order once."""
+    path = tmp_path / "world.sqlite"
+    (cancelled,) = _process(template, path, [("c1", "cancel_order", {"order_id": "ORD-1003"})])
+    spec = registry["cancel_order"]
+    assert spec.rollback is not None
+    for _ in range(2):  # the compensation, then its re-run in a new process
+        world = World.persisted(template, path, EPISODE, simulate_io=False)
+        try:
+            ctx = ToolContext(world=world, call_id="c1", user_id="U-ana", episode_id=EPISODE)
+            run_virtual(spec.rollback(ctx, {"order_id": "ORD-1003"}, cancelled))
+        finally:
+            world.close()
+    world = World.persisted(template, path, EPISODE, simulate_io=False)
+    try:
+        undone = [e for e in world.effects() if e["tool"] == "cancel_order" and e["action"] == "compensate"]
+        (order,) = world.all("SELECT status FROM orders WHERE id = 'ORD-1003'")
+    finally:
+        world.close()
+    assert len(undone) == 1 and order["status"] == cancelled["previous_status"]

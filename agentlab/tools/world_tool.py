@@ -23,12 +23,16 @@ def world_tool(registry: ToolRegistry, **meta: Any) -> Callable[[Callable[..., A
     effects, and a call the journal already holds (a resumed episode replaying) is answered from it.
     A tool declared with ``idempotency_keys=True`` answers a key it has already applied with that
     first result, like a payment API, before its body runs — in the same transaction. ``meta`` is
-    :meth:`ToolRegistry.tool`'s metadata (permissions, timeout_s, side_effects, rollback, ...).
+    :meth:`ToolRegistry.tool`'s metadata (permissions, timeout_s, side_effects, ...); its ``rollback`` is a
+    plain ``def undo(ctx, args, result)`` against the world, which the wrapper journals as ``undo:<tool>``
+    so that a resumed episode never compensates twice.
     """
     keyed = bool(meta.get("idempotency_keys"))
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         name = meta.get("name") or body.__name__
+        undo = meta.get("rollback")
+        spec = meta if undo is None else {**meta, "rollback": functools.partial(_journaled_undo, f"undo:{name}", undo)}
 
         def run(ctx: ToolContext, args: dict[str, Any]) -> Any:
             if keyed and (earlier := ctx.world.replay(name, ctx.idempotency_key)) is not None:
@@ -40,10 +44,16 @@ def world_tool(registry: ToolRegistry, **meta: Any) -> Callable[[Callable[..., A
             await ctx.world.io(name)
             return ctx.world.journaled(name, ctx.call_id, ctx.attempt, lambda: run(ctx, args))
 
-        registry.tool(**meta)(tool)
+        registry.tool(**spec)(tool)
         return tool
 
     return decorate
+
+
+async def _journaled_undo(
+    journal_name: str, undo: Callable[..., None], ctx: ToolContext, args: dict[str, Any], result: Any
+) -> None:
+    ctx.world.journaled(journal_name, ctx.call_id, 0, lambda: undo(ctx, args, result))
 
 
 def record_effect(ctx: ToolContext, tool: str, args: dict[str, Any], action: str = "apply", result: Any = None) -> None:

@@ -145,10 +145,6 @@ def issue_refund(ctx: ToolContext, order_id: str, amount: float, reason: str = "
     return result
 
 
-async def _undo_cancel(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
-    ctx.world.journaled("undo:cancel_order", ctx.call_id, 0, lambda: _restore_order(ctx, args, result))
-
-
 def _restore_order(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
     with ctx.world.transaction() as w:
         order = _order(ctx, args["order_id"])
@@ -157,7 +153,7 @@ def _restore_order(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any
         _effect(ctx, "cancel_order", {"order_id": order["id"]}, action="compensate")
 
 
-@world_tool(permissions=["orders:write"], timeout_s=20, side_effects=True, rollback=_undo_cancel)
+@world_tool(permissions=["orders:write"], timeout_s=20, side_effects=True, rollback=_restore_order)
 def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dict[str, Any]:
     """Cancel an order that has not shipped yet and put its items back in stock."""
     with ctx.world.transaction() as w:
@@ -171,17 +167,13 @@ def cancel_order(ctx: ToolContext, order_id: str, reason: str = "") -> dict[str,
     return result
 
 
-async def _undo_address(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
-    ctx.world.journaled("undo:update_address", ctx.call_id, 0, lambda: _restore_address(ctx, args, result))
-
-
 def _restore_address(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
     with ctx.world.transaction() as w:
         w.execute("UPDATE customers SET address = ? WHERE id = ?", result["previous_address"], args["customer_id"])
         _effect(ctx, "update_address", {"customer_id": args["customer_id"]}, action="compensate")
 
 
-@world_tool(permissions=["customers:write"], timeout_s=20, side_effects=True, rollback=_undo_address)
+@world_tool(permissions=["customers:write"], timeout_s=20, side_effects=True, rollback=_restore_address)
 def update_address(ctx: ToolContext, customer_id: str, address: str) -> dict[str, Any]:
     """Change a customer's shipping address (orders already shipped keep the old one)."""
     with ctx.world.transaction() as w:

@@ -171,12 +171,8 @@ def list_vouchers(ctx: ToolContext, traveller_id: str) -> dict[str, Any]:
 # --- money ----------------------------------------------------------------------------------------
 
 
-async def _refund_charge(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
-    """Compensate a charge: refund it (journaled, so a resumed episode does not refund twice)."""
-    ctx.world.journaled("undo:charge_card", ctx.call_id, 0, lambda: _refund(ctx, result))
-
-
-def _refund(ctx: ToolContext, charge: dict[str, Any]) -> None:
+def _refund(ctx: ToolContext, args: dict[str, Any], charge: dict[str, Any]) -> None:
+    """Compensate a charge: refund it."""
     with ctx.world.transaction() as w:
         booking = _booking(ctx, charge["booking_id"])
         w.execute(
@@ -202,7 +198,7 @@ def _refund(ctx: ToolContext, charge: dict[str, Any]) -> None:
     side_effects=True,
     idempotency_keys=True,
     key_fields=("booking_id", "amount"),
-    rollback=_refund_charge,
+    rollback=_refund,
 )
 def charge_card(ctx: ToolContext, booking_id: str, amount: float, reason: str = "") -> dict[str, Any]:
     """Charge the card on file for a booking, up to its balance due. Not idempotent: a repeat charges again."""
@@ -238,11 +234,7 @@ def charge_card(ctx: ToolContext, booking_id: str, amount: float, reason: str = 
 # --- seats ----------------------------------------------------------------------------------------
 
 
-async def _undo_rebook(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
-    ctx.world.journaled("undo:rebook", ctx.call_id, 0, lambda: _move(ctx, result, back=True))
-
-
-def _move(ctx: ToolContext, result: dict[str, Any], *, back: bool) -> None:
+def _move_back(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
     """Move a rebooked segment back to its old flight, giving the seat back and restoring the fare."""
     with ctx.world.transaction() as w:
         booking = _booking(ctx, result["booking_id"])
@@ -255,7 +247,7 @@ def _move(ctx: ToolContext, result: dict[str, Any], *, back: bool) -> None:
         record_effect(ctx, "rebook", {"booking_id": booking["id"], "to_flight_id": new}, action="compensate")
 
 
-@world_tool(permissions=["bookings:write"], timeout_s=20, side_effects=True, rollback=_undo_rebook)
+@world_tool(permissions=["bookings:write"], timeout_s=20, side_effects=True, rollback=_move_back)
 def rebook(ctx: ToolContext, booking_id: str, from_flight_id: str, to_flight_id: str) -> dict[str, Any]:
     """Move a booking's segment from one flight to another on the same route. Takes a seat on the new flight
     and gives one back on the old; the booking's fare becomes the new flight's (any difference is due)."""
@@ -295,11 +287,7 @@ def rebook(ctx: ToolContext, booking_id: str, from_flight_id: str, to_flight_id:
     return result
 
 
-async def _undo_cancel(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
-    ctx.world.journaled("undo:cancel_booking", ctx.call_id, 0, lambda: _reinstate(ctx, result))
-
-
-def _reinstate(ctx: ToolContext, result: dict[str, Any]) -> None:
+def _reinstate(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -> None:
     with ctx.world.transaction() as w:
         booking = _booking(ctx, result["booking_id"])
         for s in _segments(ctx, booking["id"]):
@@ -318,7 +306,7 @@ def _reinstate(ctx: ToolContext, result: dict[str, Any]) -> None:
         record_effect(ctx, "cancel_booking", {"booking_id": booking["id"]}, action="compensate")
 
 
-@world_tool(permissions=["bookings:write"], timeout_s=20, side_effects=True, rollback=_undo_cancel)
+@world_tool(permissions=["bookings:write"], timeout_s=20, side_effects=True, rollback=_reinstate)
 def cancel_booking(ctx: ToolContext, booking_id: str, reason: str = "") -> dict[str, Any]:
     """Cancel a booking and refund what was paid, minus a 60.00 fee within 24 hours of the first departure.
     Refused within 2 hours of departure. Gives the seats back."""
