@@ -94,7 +94,7 @@ async def guarded(
                 result = await call
             else:
                 try:  # the timer is armed only if the call suspends (a simulated one mostly does not)
-                    try:  # with_deadline, inline: no coroutine of its own for a call that answers at once
+                    try:  # stepped once here (see resume_within): a call that answers at once needs no timer
                         pending = call.send(None)
                     except StopIteration as done:
                         result = done.value

@@ -45,24 +45,14 @@ class _Resume:
                     return done.value
 
 
-async def with_deadline(coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
-    """Await ``coro``, raising :class:`TimeoutError` if it runs for more than ``timeout_s`` of loop time.
-
-    The coroutine is stepped eagerly and the timer armed only if it suspends: no loop time passes
-    before a coroutine first suspends, so the deadline is the same as if it were armed first, and one
-    that answers without suspending (most simulated tools and models) never pays for a timer.
-    """
-    try:
-        pending = coro.send(None)
-    except StopIteration as done:
-        return done.value
-    return await resume_within(coro, pending, timeout_s)
-
-
 async def resume_within(coro: Coroutine[Any, Any, Any], pending: Any, timeout_s: float) -> Any:
     """Finish ``coro``, already stepped up to its first suspension (which yielded ``pending``), within
-    ``timeout_s``. The hot callers step a coroutine themselves (as :func:`with_deadline` does) and come
-    here only if it suspends: a call that answers at once then costs no coroutine of its own."""
+    ``timeout_s`` of loop time.
+
+    The callers step a coroutine once themselves (``coro.send(None)``) and come here only if it suspends:
+    no loop time passes before a coroutine first suspends, so the deadline is the same as if the timer had
+    been armed first, and a call that answers at once (most simulated tools and models) costs no timer and
+    no coroutine of its own."""
     async with asyncio.timeout(timeout_s):
         return await _Resume(coro, pending)
 
@@ -88,7 +78,7 @@ class ExecutionSandbox:
             note(ctx.call_id, spec, args)
         try:
             coro = spec.fn(ctx, **args) if self.invoker is None else self.invoker(spec, args, ctx)
-            try:  # with_deadline, inline: most tools answer without suspending
+            try:  # stepped once here: most tools answer without suspending (see resume_within)
                 pending = coro.send(None)
             except StopIteration as done:
                 return done.value

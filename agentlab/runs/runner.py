@@ -410,14 +410,7 @@ async def _run_episodes(
     checkpoints = RunCheckpoints(memory)
     audit_path = memory_path.parent / "audit.sqlite"
     parts = assemble_agent(suite, tiers, tier, opts, registry, recorder, memory, audit_path, plan, rng, clock)
-    agent, stack, injector, ledger, audit, policy = (
-        parts.agent,
-        parts.stack,
-        parts.injector,
-        parts.ledger,
-        parts.audit,
-        parts.policy,
-    )
+    agent, stack, injector, ledger, audit = parts.agent, parts.stack, parts.injector, parts.ledger, parts.audit
     sim = Simulation(
         suite=suite,
         agent=agent,
@@ -429,7 +422,7 @@ async def _run_episodes(
         tier=tier,
         injector=injector,
         non_idempotent=frozenset(s.name for s in registry if not s.idempotent),
-        policy=policy,
+        policy=parts.policy,
         expected={},
         world_path=memory_path.parent / "world.sqlite" if opts.durable_worlds else None,
     )
