@@ -17,12 +17,13 @@ suite's cassettes (``--cassettes DIR --provider openai|anthropic``, ``--calls N`
 processes and on a Dask LocalCluster, and compares their throughput and their results
 (:mod:`agentlab.bench_sweep`).
 
-``--vs-floor [ROUNDS]`` sets support-5 against its floor (:func:`run_floor`): the same episodes' tool calls
-and answers made by a bare asyncio loop on the same virtual-time loop, with no agent around them. Floor and
-workload alternate in one process for ROUNDS rounds (default 5; the floor runs 20 times the episodes, to last
-long enough to measure); the JSON line carries the median rate of
-each and their ratio, the agent's overhead as a multiple of the floor (measured on a loaded machine, the two
-suffer the same load, so the ratio is steadier than either rate).
+``--vs-floor [ROUNDS]`` sets support-5 against its floor (:func:`run_floor`): a bare asyncio loop making the
+same episodes' calls with no agent around them, each model call and each tool call one turn of the loop, as a
+call that does I/O takes at least (the scripted decisions and the same tool functions; no trace, gate, budget or
+memory). The floor and the workload alternate in one process for ROUNDS rounds (default 5); the JSON line carries
+the median rate of each and their ratio, the agent's overhead as a multiple of the floor (on a loaded machine
+the two suffer the same load, so the ratio is steadier than either rate). It also carries ``calls_only_ratio``,
+against the same calls made without a single loop turn: a stricter bound no asyncio program doing I/O can reach.
 """
 
 from __future__ import annotations
@@ -157,29 +158,41 @@ def run_support5(
     }
 
 
-def run_floor(episodes: int, *, arrivals: bool = False, calls: list[Any] | None = None) -> dict[str, Any]:
-    """The floor under support-5: each episode's five tool calls, made by a bare asyncio loop.
+def run_floor(
+    episodes: int, *, arrivals: bool = False, turns: bool = True, calls: list[Any] | None = None
+) -> dict[str, Any]:
+    """The floor under support-5: each episode's six model calls and five tool calls, made by a bare asyncio loop.
 
     The same tool functions with the same arguments (the scripted model's decisions as a plain list,
     :func:`~agentlab.domains.support.bench5.script`) and the same final answer, on the same virtual-time
-    loop, with no agent machinery: no model call, trace, gate, budget or memory. ``arrivals``: each
-    episode starts one simulated second after the previous one, as support-5's do with faults on (a timer
-    per episode is loop work, not agent work). ``calls``, if given, collects ``(tool, args, result)``
-    and the answers, in order (for the test that holds the floor to the workload's calls).
+    loop, with no agent machinery: no trace, gate, budget or memory. With ``turns`` (the default), each model
+    call and each tool call yields to the loop once (``asyncio.sleep(0)``): the least a call that does I/O
+    costs an asyncio program, and what a real model or tool call would cost the agent too (the simulated ones
+    answer without suspending). ``turns=False`` makes the calls without a loop turn: a bound below any real
+    program. ``arrivals``: each episode starts one simulated second after the previous one, as support-5's do
+    with faults on (a timer per episode is loop work, not agent work). ``calls``, if given, collects
+    ``(tool, args, result)`` and the answers, in order (for the test that holds the floor to the workload's calls).
     """
     fns = {spec.name: spec.fn for spec in bench_tools}
     answers = 0
+    sleep = asyncio.sleep
 
     async def main() -> None:
         nonlocal answers
         for i in range(episodes):
             order = f"ORD-{i}"
             if arrivals:
-                await asyncio.sleep(1.0)
+                await sleep(1.0)
             for name, args in script(order):
+                if turns:
+                    await sleep(0)  # the model call that chose this tool
                 result = await fns[name](None, **args)
+                if turns:
+                    await sleep(0)  # the tool call's own turn
                 if calls is not None:
                     calls.append((name, args, result))
+            if turns:
+                await sleep(0)  # the model call that answers
             text = answer(order)
             if calls is not None:
                 calls.append(text)
@@ -193,7 +206,7 @@ def run_floor(episodes: int, *, arrivals: bool = False, calls: list[Any] | None 
         loop.close()
     elapsed = time.perf_counter() - started
     return {
-        "workload": "floor",
+        "workload": "floor" if turns else "floor-calls-only",
         "episodes": episodes,
         "completed": answers,
         "episodes_per_s": round(episodes / elapsed, 1),
@@ -201,31 +214,34 @@ def run_floor(episodes: int, *, arrivals: bool = False, calls: list[Any] | None 
     }
 
 
-# The floor runs this many times the workload's episodes in a round: ~60x faster, a round of the same length
-# takes it a few milliseconds, which one scheduler hiccup on a loaded machine can double (measured: its rate
-# varied 3x between rounds at 3,000 episodes).
-FLOOR_SCALE = 20
+# Each floor runs this many times the workload's episodes in a round, so that its round lasts about as long as
+# the agent's: one scheduler hiccup on a loaded machine can double a round of a few milliseconds (measured: the
+# calls-only floor's rate varied 3x between rounds at 3,000 episodes).
+FLOOR_SCALE = 5
+CALLS_ONLY_SCALE = 20
 
 
 def run_vs_floor(
     episodes: int, rounds: int, work_dir: Path, plan: FaultPlan | None = None, *, safety: bool = False
 ) -> dict[str, Any]:
-    """support-5 and its floor, alternating for ``rounds`` rounds in this process (which goes first alternates
-    too); the median rate of each and ``ratio``, how many times slower the agent is than the floor."""
-    floor_rates: list[float] = []
-    rates: list[float] = []
+    """support-5 and its floors, alternating for ``rounds`` rounds in this process (which goes first alternates
+    too); the median rate of each, and ``ratio`` (``calls_only_ratio``), how many times slower the agent is than
+    the floor (than the calls-only floor)."""
+    rates: dict[str, list[float]] = {"agent": [], "floor": [], "calls_only": []}
     last: dict[str, Any] = {}
+    order = ("floor", "calls_only", "agent")
     for r in range(rounds):
-        for which in ("floor", "agent") if r % 2 == 0 else ("agent", "floor"):
-            if which == "floor":
-                floor = run_floor(episodes * FLOOR_SCALE, arrivals=plan is not None)
-                floor_rates.append(floor["episodes_per_s"])
-            else:
+        for which in order if r % 2 == 0 else order[::-1]:
+            if which == "agent":
                 run_dir = work_dir / f"round-{r}"  # a fresh trace and audit log per round (the recorder appends)
                 run_dir.mkdir(parents=True)
-                last = run_support5(episodes, run_dir / "events.jsonl", plan, safety=safety)
-                rates.append(last["episodes_per_s"])
-    floor_rate, rate = statistics.median(floor_rates), statistics.median(rates)
+                result = last = run_support5(episodes, run_dir / "events.jsonl", plan, safety=safety)
+            elif which == "floor":
+                result = run_floor(episodes * FLOOR_SCALE, arrivals=plan is not None)
+            else:
+                result = run_floor(episodes * CALLS_ONLY_SCALE, arrivals=plan is not None, turns=False)
+            rates[which].append(result["episodes_per_s"])
+    rate, floor_rate, calls_only = (statistics.median(rates[k]) for k in ("agent", "floor", "calls_only"))
     return {
         **{k: last[k] for k in ("workload", "faults", "safety", "episodes", "completed", "events_per_episode")},
         "rounds": rounds,
@@ -233,8 +249,11 @@ def run_vs_floor(
         "episodes_per_s": rate,
         "floor_episodes_per_s": floor_rate,
         "ratio": round(floor_rate / rate, 2),
-        "episodes_per_s_rounds": rates,
-        "floor_episodes_per_s_rounds": floor_rates,
+        "calls_only_floor_episodes_per_s": calls_only,
+        "calls_only_ratio": round(calls_only / rate, 2),
+        "episodes_per_s_rounds": rates["agent"],
+        "floor_episodes_per_s_rounds": rates["floor"],
+        "calls_only_floor_episodes_per_s_rounds": rates["calls_only"],
     }
 
 

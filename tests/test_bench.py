@@ -77,6 +77,30 @@ def test_the_floor_makes_the_same_tool_calls_and_answers_as_support5(tmp_path: P
     assert floor_log == agent_log  # the same tools, in the same order, with the same arguments and results
     assert [c for c in collected if isinstance(c, tuple)] == agent_log
     assert [c for c in collected if isinstance(c, str)] == answers and len(answers) == 3
+    calls_only: list[Any] = []
+    assert run_floor(3, turns=False, calls=calls_only)["completed"] == 3
+    assert calls_only == collected
+
+
+def test_the_floor_takes_one_loop_turn_a_call_and_the_calls_only_floor_none(monkeypatch: Any) -> None:
+    from agentlab.sim.loop import VirtualTimeLoop
+
+    turns = 0
+    run_once = VirtualTimeLoop._run_once  # type: ignore[attr-defined]
+
+    def counted(self: Any) -> None:
+        nonlocal turns
+        turns += 1
+        run_once(self)
+
+    monkeypatch.setattr(VirtualTimeLoop, "_run_once", counted)
+    for kwargs, per_episode in (({}, 11), ({"turns": False}, 0)):  # six model calls and five tool calls
+        counts = []
+        for episodes in (10, 20):  # the difference leaves out the turns that start and stop the loop
+            turns = 0
+            run_floor(episodes, **kwargs)
+            counts.append(turns)
+        assert counts[1] - counts[0] == 10 * per_episode
 
 
 def test_vs_floor_reports_both_rates_and_their_ratio(tmp_path: Path, capsys: Any) -> None:
@@ -85,9 +109,9 @@ def test_vs_floor_reports_both_rates_and_their_ratio(tmp_path: Path, capsys: Any
     for extra in ([], ["--safety"], ["--fault-rate", "0.10"]):
         assert main(["bench", "--episodes", "4", "--vs-floor", "3", *extra]) == 0
         line = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert line["rounds"] == 3 and line["episodes"] == 4 and line["floor_episodes"] == 80
-        assert len(line["episodes_per_s_rounds"]) == 3 and len(line["floor_episodes_per_s_rounds"]) == 3
-        assert line["episodes_per_s"] == statistics.median(line["episodes_per_s_rounds"])
-        assert line["floor_episodes_per_s"] == statistics.median(line["floor_episodes_per_s_rounds"])
+        assert line["rounds"] == 3 and line["episodes"] == 4 and line["floor_episodes"] == 20
+        for key in ("episodes_per_s", "floor_episodes_per_s", "calls_only_floor_episodes_per_s"):
+            assert len(line[f"{key}_rounds"]) == 3 and line[key] == statistics.median(line[f"{key}_rounds"])
         assert line["ratio"] == round(line["floor_episodes_per_s"] / line["episodes_per_s"], 2)
+        assert line["calls_only_ratio"] == round(line["calls_only_floor_episodes_per_s"] / line["episodes_per_s"], 2)
         assert line["safety"] == ("--safety" in extra) and (line["faults"] is not None) == ("--fault-rate" in extra)
