@@ -16,6 +16,7 @@ from agentlab.components.evaluator import (
     ADMITS_INCOMPLETE,
     CLAIM_LEAD,
     Evaluator,
+    _facts,
     known_facts,
     may_cue,
 )
@@ -148,6 +149,38 @@ FACT_SPEC = re.compile(f"(?=[A-Z0-9])(?:{_ID.pattern}|{_NUMBER.pattern})")
 @example("ORD-12 AB-123 ABCDEF-123 x1.5 1.5.2 -7 .5 5. 12a _3 \u0663\u0663 1\u0663 é99")
 def test_fact_scan_matches_the_plain_patterns(text: str) -> None:
     assert _FACT.findall(text) == [m.group() for m in FACT_SPEC.finditer(text)]
+
+
+def _facts_one_string_at_a_time(value: object, out: set[str]) -> set[str]:
+    """The plain definition of a value's facts: each string searched on its own, each number normalised."""
+    if isinstance(value, str):
+        out |= {f"{float(f):.2f}" if f[0].isdigit() else f for f in (m.group() for m in FACT_SPEC.finditer(value))}
+    elif isinstance(value, dict):
+        for v in value.values():
+            _facts_one_string_at_a_time(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _facts_one_string_at_a_time(v, out)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        out.add(f"{float(value):.2f}")
+    return out
+
+
+FACT_TEXT = st.text(alphabet="ORDCUS-AZ0123456789._ x:\n\u0663", max_size=12)
+FACT_VALUE = st.recursive(
+    FACT_TEXT | st.integers(-999, 99999) | st.floats(0, 1e5, allow_nan=False) | st.booleans() | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text("abc", max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(FACT_VALUE, st.lists(FACT_TEXT, max_size=5))
+@example({"a": "ORD-1001", "b": "-5", "c": "7.", "d": "x"}, ["AB-123", ".5", "12", "3"])
+def test_strings_searched_together_give_the_facts_each_gives_alone(value: object, texts: list[str]) -> None:
+    """_facts and known_facts search a value's strings joined into one text: no fact may appear or vanish at a seam."""
+    assert _facts(value) == _facts_one_string_at_a_time(value, set())
+    assert known_facts(texts) == _facts_one_string_at_a_time(texts, set())
 
 
 # The plain way to find an answer's cues; the evaluator's _ANSWER_CUES is written for speed and must match exactly

@@ -95,6 +95,25 @@ def test_emails_and_phones_are_redacted_only_when_configured() -> None:
     assert strict.redact_output(text, ListTrace()) == "Reach Grace at [redacted email] or [redacted phone]."
 
 
+def test_the_digit_count_that_skips_redaction_counts_what_the_patterns_call_digits() -> None:
+    from agentlab.components.guardrails import _DIGIT, _count_digits
+
+    for text in ("", "no digits", "ORD-1001 total 89.99", "SSN \u0661\u0662\u0663-45-6789", "caf\u00e9 4111 1111"):
+        assert _count_digits(text) == len(_DIGIT.findall(text)), text
+
+
+def test_an_answer_at_exactly_the_fewest_digits_a_kind_needs_is_still_redacted() -> None:
+    """The digit count lets an answer skip the scans only below the least any configured kind can match."""
+    seven = "Call 555-0107 now."  # a phone number is the only kind 7 digits can make
+    phone = Guardrails(GuardrailConfig(redact=frozenset({"phone"})))
+    assert phone.redact_output(seven, ListTrace()) == "Call [redacted phone] now."
+    assert phone.redact_output("Call 555-010 now.", ListTrace()) == "Call 555-010 now."  # 6 digits: nothing to find
+    nine = "SSN 123-45-6789."
+    assert Guardrails().redact_output(nine, ListTrace()) == "SSN [redacted SSN]."
+    emails = Guardrails(GuardrailConfig(redact={"email"}))  # type: ignore[arg-type]  # a plain set works too
+    assert emails.redact_output("Mail a@b.com", ListTrace()) == "Mail [redacted email]"
+
+
 def test_disabled_guardrails_change_nothing() -> None:
     off = Guardrails(GuardrailConfig(screen_input=False, screen_tool_output=False, redact_output=False))
     trace = ListTrace()

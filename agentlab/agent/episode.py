@@ -116,11 +116,9 @@ class Episode(ModelCalls, ToolSteps):
         if self._known is None:
             self._known = known_facts([self.request.text])
         known = self._known
-        for message in self.messages[self._known_upto :]:
-            if message.role == "tool":
-                known_facts([message.content], known)
+        known_facts([m.content for m in self.messages[self._known_upto :] if m.role == "tool"], known)
         self._known_upto = len(self.messages)
-        return self._known
+        return known
 
     def evaluate_answer(self, text: str) -> Score:
         """The Evaluator's verdict on an answer; under cascade routing also whether its facts are grounded,

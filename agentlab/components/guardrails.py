@@ -91,6 +91,28 @@ _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ -]?)?(?:\(?\d{3}\)?[ -]?)?\d{3}[ -]\d{4}\b")
 _DIGIT = re.compile(r"\d")  # the same digits the patterns above mean by \d
+_MIN_DIGITS = {"card_number": 13, "ssn": 9, "phone": 7}  # the fewest digits each pattern above can match
+_FEWEST_DIGITS: dict[frozenset[str], int] = {}  # per set of redacted kinds, the least of their _MIN_DIGITS
+_ASCII_DIGITS = b"0123456789"
+
+
+def _fewest_digits(kinds: frozenset[str]) -> int:
+    """The fewest digits any of ``kinds`` can match (memoised per frozenset: asked on every answer)."""
+    fewest = _FEWEST_DIGITS.get(kinds) if isinstance(kinds, frozenset) else None
+    if fewest is None:
+        fewest = min((_MIN_DIGITS[k] for k in kinds if k in _MIN_DIGITS), default=1 << 30)
+        if isinstance(kinds, frozenset):
+            _FEWEST_DIGITS[kinds] = fewest
+    return fewest
+
+
+def _count_digits(text: str) -> int:
+    """How many characters of ``text`` are digits (``\\d``): for ASCII text, a byte count in C (~0.6 µs on an
+    answer, against ~2.8 µs for ``_DIGIT.findall``, which tries the pattern at every position)."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        return len(raw) - len(raw.translate(None, _ASCII_DIGITS))
+    return len(_DIGIT.findall(text))  # \d also matches other scripts' digits
 
 
 def _luhn(digits: str) -> bool:
@@ -180,12 +202,15 @@ class Guardrails:
     def redact_output(self, text: str, trace: Any) -> str:
         if not self.config.redact_output:
             return text
-        found: list[str] = []
         kinds = self.config.redact
         # A cheap first look, since most answers hold no PII: a card number has at least 13 digits, an SSN 9,
         # a phone number 7, an email an "@". Redacting only removes digits, so one count made first stays a
-        # safe bound for every pattern (a typical answer then costs one digit count instead of two scans).
-        n_digits = len(_DIGIT.findall(text))
+        # safe bound for every pattern. An answer with fewer digits than the least any configured kind needs
+        # (and no "@", if emails are redacted) returns here: one digit count, no scan (support-5's answer).
+        n_digits = _count_digits(text)
+        if n_digits < _fewest_digits(kinds) and not ("email" in kinds and "@" in text):
+            return text
+        found: list[str] = []
         possible = {"card_number": n_digits >= 13, "ssn": n_digits >= 9, "phone": n_digits >= 7, "email": "@" in text}
 
         def card(m: re.Match[str]) -> str:
