@@ -153,7 +153,14 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     bench.add_argument("--provider", choices=["openai", "anthropic"], default="openai", help="replay: whose SDK")
     bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
-    bench.add_argument("--vs-floor", nargs="?", const=5, type=int, metavar="ROUNDS", help="support-5: and its floor")
+    bench.add_argument(
+        "--vs-floor",
+        nargs="?",
+        const=5,
+        type=int,
+        metavar="ROUNDS",
+        help="support-5: alternate with its floor (a bare asyncio loop making the same calls) for ROUNDS rounds",
+    )
     bench.add_argument(
         "--spec",
         default="fixtures/sweeps/bench-20k.yaml",
