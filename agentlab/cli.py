@@ -45,7 +45,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     added only for ``command`` ``run`` or ``serve`` (or None: every command), so ``agentlab audit`` starts fast."""
     parser = argparse.ArgumentParser(prog="agentlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    if command in (None, "run", "serve"):
+    if command in (None, "run", "serve", "bench"):
         from agentlab.cli_flags import add_run_flags
         from agentlab.llm import backends
 
@@ -150,7 +150,13 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         "--safety", action="store_true", help="support-5: cascade routing, policy gate with audit log, guardrails"
     )
     bench.add_argument("--cassettes", default="cassettes", metavar="DIR", help="replay: the cassettes root")
-    bench.add_argument("--provider", choices=["openai", "anthropic"], default="openai", help="replay: whose SDK")
+    bench.add_argument(
+        "--provider",
+        # From the backends table when this parser may run bench; for another command the choices never matter.
+        choices=backends.PROVIDERS if command in (None, "bench") else None,
+        default="openai",
+        help="replay: whose SDK",
+    )
     bench.add_argument("--calls", type=int, default=3000, help="replay: model calls to make (whole passes)")
     bench.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     bench.add_argument(

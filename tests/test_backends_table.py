@@ -47,6 +47,7 @@ def test_cli_choices_and_help_come_from_the_table() -> None:
     for name in NAMES:
         assert f"{name}: {BACKENDS[name].description}" in (run_llm.help or "")
     assert tuple(_option("run", "--provider").choices or ()) == PROVIDERS
+    assert tuple(_option("bench", "--provider").choices or ()) == PROVIDERS
     serve_llm = _option("serve", "--llm")
     assert tuple(serve_llm.choices or ()) == SERVED == tuple(n for n, b in BACKENDS.items() if b.served)
     assert "replay" not in SERVED  # cassettes are recorded per episode, not per request
