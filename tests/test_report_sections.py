@@ -27,11 +27,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sections")
     out = {}
     for name, resilience in (("on", True), ("off", False)):
-        run_suite(
-            RunOptions(
-                suite=SUITE, faults=FAULTS, resilience=resilience, epochs=2, out=str(root / name), progress=False
-            )
+        opts = RunOptions(
+            suite=SUITE, faults=FAULTS, resilience=resilience, epochs=2, out=str(root / name), progress=False
         )
+        run_suite(opts.model_copy(update={"force": name == "off"}))  # overwriting a directory changes no figure
         out[name] = root / name
     return out
 
@@ -193,4 +192,6 @@ def test_one_run_shows_the_options_it_set(runs: dict[str, Path]) -> None:
     options = page[page.index('id="options"') :]
     assert row(options, "resilience") == ["off"]
     assert row(options, "epochs") == ["2"]
+    for hidden in ("force", "out", "progress"):  # set away from their defaults, but they change no figure
+        assert not row_exists(options, hidden)
     assert 'id="resilience"' not in page  # nothing to compare

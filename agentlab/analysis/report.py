@@ -144,8 +144,9 @@ def _summary_rows(runs: dict[str, Run]) -> list[list[str]]:
     return rows
 
 
-# Options that cannot change a run's figures (where it writes, the progress bar): never shown.
-_HIDDEN_OPTIONS = frozenset({"out", "progress"})
+# Options that cannot change a run's figures (where it writes, whether it may overwrite it, the progress bar):
+# never shown.
+_HIDDEN_OPTIONS = frozenset({"out", "force", "progress"})
 # Options naming files: shown by file name (run.json holds the path as typed, or resolved, which says where the
 # run was started rather than what it ran).
 _FILE_OPTIONS = frozenset({"suite", "tiers", "policy", "prices", "approvals", "cassettes", "record"})
