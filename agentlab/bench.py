@@ -36,6 +36,7 @@ import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,19 @@ BENCH_TIERS = TierTable(
         )
     },
 )
+
+
+def _timed(main: Coroutine[Any, Any, None], *closers: Callable[[], None]) -> float:
+    """Wall seconds to run ``main`` on a fresh virtual-time loop and then call ``closers`` (their work is measured)."""
+    loop = VirtualTimeLoop()
+    started = time.perf_counter()
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
+        for close in closers:
+            close()
+    return time.perf_counter() - started
 
 
 def run_support5(
@@ -133,16 +147,8 @@ def run_support5(
                 raise RuntimeError(f"support-5 episode {i} ended {response.status}: {response.text}")
             statuses[response.status] = statuses.get(response.status, 0) + 1
 
-    loop = VirtualTimeLoop()
-    started = time.perf_counter()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-        recorder.close()
-        if audit is not None:  # the last batch of rows is part of the work measured
-            audit.close()
-    elapsed = time.perf_counter() - started
+    # The last batch of trace lines and audit rows is part of the work measured.
+    elapsed = _timed(main(), recorder.close, *([audit.close] if audit is not None else []))
     events = sum(1 for _ in trace_path.open("rb"))
     return {
         "workload": "support-5",
@@ -198,13 +204,7 @@ def run_floor(
                 calls.append(text)
             answers += 1
 
-    loop = VirtualTimeLoop()
-    started = time.perf_counter()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-    elapsed = time.perf_counter() - started
+    elapsed = _timed(main())
     return {
         "workload": "floor" if turns else "floor-calls-only",
         "episodes": episodes,
