@@ -53,8 +53,7 @@ BENCH_USER = User(id="U-bench", role="senior", permissions=frozenset(s for t in 
 
 def script(order: str) -> list[tuple[str, dict[str, Any]]]:
     """The scripted model's five decisions for one order, as a plain list: what the floor runs
-    (:func:`agentlab.bench.run_floor`). :class:`ScriptedModel` makes the same calls one turn at a time
-    (a test holds the two to the same calls)."""
+    (:func:`agentlab.bench.run_floor`) and what :class:`ScriptedModel` calls, one a turn."""
     return [
         ("lookup_order", {"order_id": order}),
         ("check_inventory", {"product_id": "PRD-001"}),
@@ -70,27 +69,25 @@ def answer(order: str) -> str:
 
 
 class ScriptedModel:
-    """Answers support-5 deterministically: five tool calls, then text. No latency, no randomness."""
+    """Answers support-5 deterministically: the five calls of :func:`script`, one a turn, then :func:`answer`.
+    No latency, no randomness. The script is made once per order (an episode), not once per turn."""
+
+    def __init__(self) -> None:
+        self._order = ""
+        self._script: list[tuple[str, dict[str, Any]]] = []
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         turn = (len(request.messages) - 2) // 2  # system, user, then (assistant, tool) pairs
         order = request.metadata["order_id"]
         prompt = request.prompt_tokens()
-        if turn == 0:
-            call = ("lookup_order", {"order_id": order})
-        elif turn == 1:
-            call = ("check_inventory", {"product_id": "PRD-001"})
-        elif turn == 2:
-            call = ("issue_refund", {"order_id": order, "amount": 42.5})
-        elif turn == 3:
-            call = ("send_email", {"customer_id": "CUS-001", "subject": "Refund", "body": f"Refunded {order}."})
-        elif turn == 4:
-            call = ("log_note", {"text": f"refunded {order}"})
-        else:
+        if order != self._order:
+            self._order, self._script = order, script(order)
+        if turn >= len(self._script):
             text = answer(order)
             return ModelResponse(model="scripted", text=text, usage=Usage(input_tokens=prompt, output_tokens=20))
-        raw = orjson.dumps(call[1]).decode()
-        tool_call = ToolCall(id=f"call_{turn}", name=call[0], arguments=call[1], raw_arguments=raw)
+        name, args = self._script[turn]
+        raw = orjson.dumps(args).decode()
+        tool_call = ToolCall(id=f"call_{turn}", name=name, arguments=args, raw_arguments=raw)
         return ModelResponse(
             model="scripted",
             tool_calls=(tool_call,),
