@@ -470,7 +470,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     from agentlab.cli_flags import options_from, run_flags
 
     flags = run_flags()
-    fixed = {} if args.progress is not None or sys.stderr.isatty() else {"progress": False}
+    fixed = {} if sys.stderr.isatty() else {"progress": False}  # --quiet sets it False on a terminal too
     return options_from(args, flags, **fixed)
 
 

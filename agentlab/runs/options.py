@@ -30,6 +30,21 @@ def _cli(**hints: Any) -> dict[str, Any]:
     return {"cli": hints}
 
 
+# The budget scopes beyond a request's: each a RunOptions field budget_<scope>_usd, flag --budget-<scope>.
+BUDGET_SCOPES = ("session", "user-day", "user-month")
+
+
+def _budget(scope: str) -> Any:
+    """A budget field: USD, 0 or more, finite; None for no limit."""
+    return Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description=f"budget per {scope.replace('-', ' ')}",
+        json_schema_extra=_cli(flag=f"--budget-{scope}", metavar="USD"),
+    )
+
+
 class RunOptions(BaseModel):
     """What a run is asked to do. Every field is a flag of ``agentlab run`` (help: its description)."""
 
@@ -117,27 +132,9 @@ class RunOptions(BaseModel):
         True, description="the permission gate (without it every call goes through: to measure what it prevents)"
     )
     # Budgets beyond each scenario's per-request budget (USD; None: no limit), on the simulated calendar.
-    budget_session_usd: float | None = Field(
-        default=None,
-        ge=0,
-        allow_inf_nan=False,
-        description="budget per session",
-        json_schema_extra=_cli(flag="--budget-session", metavar="USD"),
-    )
-    budget_user_day_usd: float | None = Field(
-        default=None,
-        ge=0,
-        allow_inf_nan=False,
-        description="budget per user day",
-        json_schema_extra=_cli(flag="--budget-user-day", metavar="USD"),
-    )
-    budget_user_month_usd: float | None = Field(
-        default=None,
-        ge=0,
-        allow_inf_nan=False,
-        description="budget per user month",
-        json_schema_extra=_cli(flag="--budget-user-month", metavar="USD"),
-    )
+    budget_session_usd: float | None = _budget("session")
+    budget_user_day_usd: float | None = _budget("user-day")
+    budget_user_month_usd: float | None = _budget("user-month")
     prices: str | None = Field(
         None,
         description="price table YAML (default: the nearest prices.yaml)",

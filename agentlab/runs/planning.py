@@ -24,7 +24,7 @@ from agentlab.llm.pricing import load_prices, priced_tiers
 from agentlab.llm.tiers import TierTable, load_tiers
 from agentlab.runs.backends import backend_tiers, provider_for, validate_backend
 from agentlab.runs.inputs import load_cached
-from agentlab.runs.options import FILE_OPTIONS, NON_SEMANTIC, RunOptions
+from agentlab.runs.options import BUDGET_SCOPES, FILE_OPTIONS, NON_SEMANTIC, RunOptions
 from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import Suite
 from agentlab.tools.registry import ToolRegistry
@@ -124,13 +124,10 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
         raise InputError(str(tiers_path), "--tier", f"unknown tier {tier!r} (tiers: {', '.join(tiers.order)})")
     if opts.epochs < 1:
         raise InputError("--epochs", "", "must be at least 1")
-    for flag, value in (
-        ("--budget-session", opts.budget_session_usd),
-        ("--budget-user-day", opts.budget_user_day_usd),
-        ("--budget-user-month", opts.budget_user_month_usd),
-    ):  # RunOptions checks these too, unless it was built with model_construct or changed after validation
+    for scope in BUDGET_SCOPES:  # RunOptions checks these too, unless built with model_construct or changed since
+        value = getattr(opts, f"budget_{scope.replace('-', '_')}_usd")
         if value is not None and not (math.isfinite(value) and value >= 0):
-            raise InputError(flag, "", f"must be a finite amount of 0 or more (got {value})")
+            raise InputError(f"--budget-{scope}", "", f"must be a finite amount of 0 or more (got {value})")
 
     plan = load_cached(load_fault_plan, opts.faults) if isinstance(opts.faults, str) else opts.faults
     if isinstance(plan, Fault):
@@ -139,9 +136,7 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
     if opts.approvals:  # a bad decision table stops here too
         load_cached(load_decisions, opts.approvals)
     tiers = backend_tiers(tiers, opts)
-    check_inputs(opts, plan, suite, tiers, registry)
-    if opts.policy:
-        load_cached(load_policy, opts.policy)
+    check_inputs(opts, plan, suite, tiers, registry)  # also loads the policy: a bad one stops here
     priced(tiers, opts)  # an unpriced model is an error, not a zero
     _check_cassettes(opts, suite)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
@@ -150,9 +145,10 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
 
 def priced(tiers: TierTable, opts: RunOptions) -> TierTable:
     """The tiers with their prices from the run's price table; a model it does not price is an InputError."""
-    prices = load_cached(load_prices, prices_path(opts))
+    path = prices_path(opts)  # found by walking up from the tiers file: once
+    prices = load_cached(load_prices, path)
     return priced_tiers(
-        tiers, prices, str(opts.tiers or "tiers.yaml"), prices_source=str(prices_path(opts)), model_option=opts.model
+        tiers, prices, str(opts.tiers or "tiers.yaml"), prices_source=str(path), model_option=opts.model
     )
 
 
