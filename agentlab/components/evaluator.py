@@ -102,6 +102,8 @@ _NORMALISED_MAX = 4096
 
 def _number(value: Any) -> str:
     """A number (or a number's text from _FACT) normalised to two decimals, as every fact is compared."""
+    if value == 0:  # 0, 0.0 and -0.0 are one dict key but two normal forms ("0.00", "-0.00"): never memoised
+        return f"{float(value):.2f}"
     norm = _NORMALISED.get(value)
     if norm is None:
         if len(_NORMALISED) >= _NORMALISED_MAX:
