@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab.components.policy import Constraint, Policy
-from agentlab.domains.travel.tools import VOUCHER_CAP_USD
+from agentlab.domains.travel.tools import VOUCHER_CAP_USD, balance_due
 
 
 def _booking(env: Any, booking_id: str) -> dict[str, Any] | None:
@@ -15,7 +15,7 @@ def _booking(env: Any, booking_id: str) -> dict[str, Any] | None:
 def charge_within_due(user: Any, tool: str, args: dict[str, Any], env: Any, policy: Policy):
     """A card is never charged more than the booking still owes."""
     booking = _booking(env, args.get("booking_id", ""))
-    if booking is not None and args.get("amount", 0) > round(booking["fare"] - booking["paid"], 2):
+    if booking is not None and args.get("amount", 0) > balance_due(booking):
         return "deny", f"charge {args['amount']} exceeds the balance due on {booking['id']}"
     return None
 

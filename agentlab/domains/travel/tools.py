@@ -50,8 +50,32 @@ def _segments(ctx: ToolContext, booking_id: str) -> list[dict[str, Any]]:
     return ctx.world.all("SELECT * FROM segments WHERE booking_id = ? ORDER BY leg, id", booking_id)
 
 
-def _due(booking: dict[str, Any]) -> float:
+def balance_due(booking: dict[str, Any]) -> float:
+    """What a booking still owes (the rules' charge limit reads it too)."""
     return round(booking["fare"] - booking["paid"], 2)
+
+
+def _payment(w: Any, booking_id: str, amount: float, kind: str, reason: str) -> str:
+    """Record a charge or refund on a booking; its payment id."""
+    payment_id = w.next_id("payments", "PAY")
+    w.execute(
+        "INSERT INTO payments (id, booking_id, amount, kind, reason, t) VALUES (?, ?, ?, ?, ?, ?)",
+        payment_id,
+        booking_id,
+        amount,
+        kind,
+        reason,
+        w.now(),
+    )
+    return payment_id
+
+
+def _cancel_terms(booking: dict[str, Any], first_hours: float) -> tuple[bool, float]:
+    """(whether the booking may be cancelled now, the fee), ``first_hours`` before its first departure: the one rule
+    the preview (:func:`_cancellation`) shows and :func:`cancel_booking` applies."""
+    allowed = booking["status"] == "confirmed" and first_hours >= CLOSED_WINDOW_H
+    fee = round(min(CANCEL_FEE_USD, booking["paid"]), 2) if first_hours < FEE_WINDOW_H else 0.0
+    return allowed, fee
 
 
 # --- reads -----------------------------------------------------------------------------------------
@@ -83,7 +107,7 @@ def get_booking(ctx: ToolContext, booking_id: str) -> dict[str, Any]:
     """Look up a booking: traveller, status, fare, amount paid, balance due, notes and its flight segments."""
     booking = _booking(ctx, booking_id)
     segments = [{"leg": s["leg"], "flight_id": s["flight_id"]} for s in _segments(ctx, booking_id)]
-    return {**booking, "balance_due": _due(booking), "segments": segments}
+    return {**booking, "balance_due": balance_due(booking), "segments": segments}
 
 
 @world_tool(permissions=["trips:read"], timeout_s=10)
@@ -110,10 +134,9 @@ def get_itinerary(ctx: ToolContext, booking_id: str) -> dict[str, Any]:
 
 def _cancellation(booking: dict[str, Any], legs: list[dict[str, Any]]) -> dict[str, Any]:
     """What cancelling would cost now: the terms :func:`cancel_booking` applies, shown before acting."""
-    first = min((leg["hours_to_departure"] for leg in legs), default=1e9)
-    fee = round(min(CANCEL_FEE_USD, booking["paid"]), 2) if first < FEE_WINDOW_H else 0.0
+    allowed, fee = _cancel_terms(booking, min((leg["hours_to_departure"] for leg in legs), default=1e9))
     return {
-        "allowed": booking["status"] == "confirmed" and first >= CLOSED_WINDOW_H,
+        "allowed": allowed,
         "fee": fee,
         "fee_window_hours": FEE_WINDOW_H,
         "closed_within_hours": CLOSED_WINDOW_H,
@@ -175,14 +198,7 @@ def _refund(ctx: ToolContext, args: dict[str, Any], charge: dict[str, Any]) -> N
     """Compensate a charge: refund it."""
     with ctx.world.transaction() as w:
         booking = _booking(ctx, charge["booking_id"])
-        w.execute(
-            "INSERT INTO payments (id, booking_id, amount, kind, reason, t) VALUES (?, ?, ?, 'refund', ?, ?)",
-            w.next_id("payments", "PAY"),
-            booking["id"],
-            charge["amount"],
-            f"compensates {charge['payment_id']}",
-            w.now(),
-        )
+        _payment(w, booking["id"], charge["amount"], "refund", f"compensates {charge['payment_id']}")
         w.execute(
             "UPDATE bookings SET paid = ? WHERE id = ?", round(booking["paid"] - charge["amount"], 2), booking["id"]
         )
@@ -206,19 +222,11 @@ def charge_card(ctx: ToolContext, booking_id: str, amount: float, reason: str = 
         booking = _booking(ctx, booking_id)
         if booking["status"] != "confirmed":
             raise ToolFailed(f"booking {booking_id} is {booking['status']}; nothing can be charged")
-        due = _due(booking)
+        due = balance_due(booking)
         amount = round(amount, 2)
         if amount <= 0 or amount > due:
             raise ToolFailed(f"charge {amount:.2f} must be > 0 and <= the balance due {due:.2f} on {booking_id}")
-        payment_id = w.next_id("payments", "PAY")
-        w.execute(
-            "INSERT INTO payments (id, booking_id, amount, kind, reason, t) VALUES (?, ?, ?, 'charge', ?, ?)",
-            payment_id,
-            booking_id,
-            amount,
-            reason,
-            w.now(),
-        )
+        payment_id = _payment(w, booking_id, amount, "charge", reason)
         paid = round(booking["paid"] + amount, 2)
         w.execute("UPDATE bookings SET paid = ? WHERE id = ?", paid, booking_id)
         result = {
@@ -281,7 +289,7 @@ def rebook(ctx: ToolContext, booking_id: str, from_flight_id: str, to_flight_id:
             "from_flight_id": from_flight_id,
             "to_flight_id": to_flight_id,
             "fare_difference": difference,
-            "balance_due": round(fare - booking["paid"], 2),
+            "balance_due": balance_due({**booking, "fare": fare}),
         }
         record_effect(ctx, "rebook", {"booking_id": booking_id, "to_flight_id": to_flight_id}, result=result)
     return result
@@ -293,14 +301,7 @@ def _reinstate(ctx: ToolContext, args: dict[str, Any], result: dict[str, Any]) -
         for s in _segments(ctx, booking["id"]):
             w.execute("UPDATE flights SET seats_left = seats_left - 1 WHERE id = ?", s["flight_id"])
         if result["refunded"] > 0:
-            w.execute(
-                "INSERT INTO payments (id, booking_id, amount, kind, reason, t) VALUES (?, ?, ?, 'charge', ?, ?)",
-                w.next_id("payments", "PAY"),
-                booking["id"],
-                result["refunded"],
-                "booking reinstated",
-                w.now(),
-            )
+            _payment(w, booking["id"], result["refunded"], "charge", "booking reinstated")
         paid = round(booking["paid"] + result["refunded"], 2)
         w.execute("UPDATE bookings SET status = 'confirmed', fee = 0, paid = ? WHERE id = ?", paid, booking["id"])
         record_effect(ctx, "cancel_booking", {"booking_id": booking["id"]}, action="compensate")
@@ -316,19 +317,12 @@ def cancel_booking(ctx: ToolContext, booking_id: str, reason: str = "") -> dict[
             raise ToolFailed(f"booking {booking_id} is already {booking['status']}")
         segments = _segments(ctx, booking_id)
         first = min((_flight(ctx, s["flight_id"])["hours_to_departure"] for s in segments), default=1e9)
-        if first < CLOSED_WINDOW_H:
+        allowed, fee = _cancel_terms(booking, first)
+        if not allowed:  # confirmed, checked above: it departs too soon
             raise ToolFailed(f"booking {booking_id} departs in {first:g} h; it can no longer be cancelled")
-        fee = round(min(CANCEL_FEE_USD, booking["paid"]), 2) if first < FEE_WINDOW_H else 0.0
         refund = round(booking["paid"] - fee, 2)
         if refund > 0:
-            w.execute(
-                "INSERT INTO payments (id, booking_id, amount, kind, reason, t) VALUES (?, ?, ?, 'refund', ?, ?)",
-                w.next_id("payments", "PAY"),
-                booking_id,
-                refund,
-                reason or "cancellation",
-                w.now(),
-            )
+            _payment(w, booking_id, refund, "refund", reason or "cancellation")
         for s in segments:
             w.execute("UPDATE flights SET seats_left = seats_left + 1 WHERE id = ?", s["flight_id"])
         w.execute("UPDATE bookings SET status = 'cancelled', fee = ?, paid = ? WHERE id = ?", fee, fee, booking_id)
