@@ -287,7 +287,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--calls", "", f"must be at least 1 (got {args.calls})")
     if not 0.0 <= args.fault_rate <= 1.0:  # also refuses NaN
         raise InputError("--fault-rate", "", f"must be a share of calls from 0 to 1 (got {args.fault_rate})")
-    vs_floor = getattr(args, "vs_floor", None)
+    vs_floor = args.vs_floor
     if vs_floor is not None and (vs_floor < 1 or args.workload != "support-5"):
         raise InputError("--vs-floor", "", f"takes 1 or more rounds of workload support-5 (got {vs_floor})")
     if args.workload == "replay":  # the SDK stack replaying cassettes: see agentlab/bench_replay.py

@@ -75,7 +75,6 @@ def test_the_floor_makes_the_same_tool_calls_and_answers_as_support5(tmp_path: P
         "lookup_order", "check_inventory", "issue_refund", "send_email", "log_note"
     ]  # fmt: skip
     assert floor_log == agent_log  # the same tools, in the same order, with the same arguments and results
-    assert [c for c in collected if isinstance(c, tuple)] == agent_log
     assert [c for c in collected if isinstance(c, str)] == answers and len(answers) == 3
     calls_only: list[Any] = []
     assert run_floor(3, turns=False, calls=calls_only)["completed"] == 3
@@ -110,6 +109,7 @@ def test_vs_floor_reports_both_rates_and_their_ratio(tmp_path: Path, capsys: Any
         assert main(["bench", "--episodes", "4", "--vs-floor", "3", *extra]) == 0
         line = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert line["rounds"] == 3 and line["episodes"] == 4 and line["floor_episodes"] == 20
+        assert line["completed"] == 4 and line["events_per_episode"] >= 32  # the agent really ran
         for key in ("episodes_per_s", "floor_episodes_per_s", "calls_only_floor_episodes_per_s"):
             assert len(line[f"{key}_rounds"]) == 3 and line[key] == statistics.median(line[f"{key}_rounds"])
         assert line["ratio"] == round(line["floor_episodes_per_s"] / line["episodes_per_s"], 2)

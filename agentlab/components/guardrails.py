@@ -211,7 +211,7 @@ class Guardrails:
         if n_digits < _fewest_digits(kinds) and not ("email" in kinds and "@" in text):
             return text
         found: list[str] = []
-        possible = {"card_number": n_digits >= 13, "ssn": n_digits >= 9, "phone": n_digits >= 7, "email": "@" in text}
+        possible = {kind: n_digits >= fewest for kind, fewest in _MIN_DIGITS.items()} | {"email": "@" in text}
 
         def card(m: re.Match[str]) -> str:
             digits = re.sub(r"\D", "", m.group(0))

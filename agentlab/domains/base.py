@@ -103,7 +103,7 @@ class Domain:
 
 
 _loaded: dict[str, Domain] = {}
-_sources: dict[int, str] = {}  # id(domain) -> source_digest, for the domains load_domain returned
+_sources: dict[Domain, str] = {}  # source_digest of each domain load_domain returned (Domain hashes by identity)
 
 
 def available_domains() -> list[str]:
@@ -155,7 +155,7 @@ def load_domain(ref: str, *, base: Path | None = None, file: str = "", place: st
         value = value()
     if not isinstance(value, Domain):
         raise fail(f"{ref!r} is a {type(value).__name__}, not an agentlab Domain")
-    _sources[id(value)] = _source_digest(module)
+    _sources[value] = _source_digest(module)
     _loaded[key] = value
     return value
 
@@ -163,7 +163,7 @@ def load_domain(ref: str, *, base: Path | None = None, file: str = "", place: st
 def source_digest(domain: Domain) -> str:
     """A hash of the code of a domain loaded from outside agentlab ("" for agentlab's own, whose code the
     version covers): part of a suite's digest, so a run id changes when the user's tools change."""
-    return _sources.get(id(domain), "")
+    return _sources.get(domain, "")
 
 
 def _source_digest(module: Any) -> str:
