@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
+from agentlab.llm import backends  # the backends table: no pydantic (agentlab.llm loads lazily)
 
 if TYPE_CHECKING:
     from agentlab.runs.options import RunOptions
@@ -45,9 +46,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     added only for ``command`` ``run`` or ``serve`` (or None: every command), so ``agentlab audit`` starts fast."""
     parser = argparse.ArgumentParser(prog="agentlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    if command in (None, "run", "serve", "bench"):
+    if command in (None, "run", "serve"):
         from agentlab.cli_flags import add_run_flags
-        from agentlab.llm import backends
 
     run = sub.add_parser("run", help="run a scenario suite and write a run directory")
     # Every RunOptions field is a flag (agentlab/cli_flags.py); below, the flags that are not run options.
@@ -152,8 +152,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     bench.add_argument("--cassettes", default="cassettes", metavar="DIR", help="replay: the cassettes root")
     bench.add_argument(
         "--provider",
-        # From the backends table when this parser may run bench; for another command the choices never matter.
-        choices=backends.PROVIDERS if command in (None, "bench") else None,
+        choices=backends.PROVIDERS,
         default="openai",
         help="replay: whose SDK",
     )
