@@ -62,7 +62,7 @@ async def run_episode(
     agent, clock = sim.agent, sim.clock
     if scenario.id not in sim.expected:
         sim.expected[scenario.id] = await expected_state(scenario, sim.template, sim.registry, source=sim.suite.path)
-    episode_id = episode_id or f"{scenario.id}#{epoch}"
+    episode_id = episode_id or scenario.episode_id(epoch)
     world_path = world_path or sim.world_path
     user = scenario.user.id if user_id is None else user_id
     trace = EpisodeTrace(agent.recorder, episode_id, clock)

@@ -182,6 +182,6 @@ def _check_cassettes(opts: RunOptions, suite: Suite) -> None:
     directory = cassette_dir(folder, provider_for(opts) or "", suite.name)
     for epoch in range(opts.epochs):
         for scenario in suite.scenarios:
-            path = directory / episode_file(f"{scenario.id}#{epoch}")
+            path = directory / episode_file(scenario.episode_id(epoch))
             if path.is_file():
                 read_cassette(path)

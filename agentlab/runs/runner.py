@@ -441,7 +441,7 @@ async def _run_episodes(
         interrupted = None
         if first < total:  # the interrupted episode runs again: its partial audit rows go
             epoch, scenario_index = divmod(first, len(suite.scenarios))
-            next_id = f"{suite.scenarios[scenario_index].id}#{epoch}"
+            next_id = suite.scenarios[scenario_index].episode_id(epoch)
             audit.forget_episode(next_id)
             interrupted = next_id if in_flight else None
         EpisodeTrace(recorder, "", clock).emit(RunResumed(next_episode=first, in_flight=interrupted))
@@ -450,9 +450,10 @@ async def _run_episodes(
         with progress_bar(total, suite.name, enabled=opts.progress) as bar:
             bar.update(first)
             for index in range(first, total):
-                epoch, scenario = divmod(index, len(suite.scenarios))
-                episode_id = f"{suite.scenarios[scenario].id}#{epoch}"
-                await run_episode(sim, suite.scenarios[scenario], epoch)
+                epoch, scenario_index = divmod(index, len(suite.scenarios))
+                scenario = suite.scenarios[scenario_index]
+                episode_id = scenario.episode_id(epoch)
+                await run_episode(sim, scenario, epoch, episode_id=episode_id)
                 if ledger is not None:  # an episode is its own session (run_episode): it has ended
                     ledger.end_session(episode_id)
                 if stack is not None:  # save the episode's recording before the checkpoint covers it

@@ -58,6 +58,10 @@ class Scenario(_Strict):
         """Effective permissions (filled in by the loader from the role and extras)."""
         return frozenset(self.user.permissions)
 
+    def episode_id(self, epoch: int) -> str:
+        """The id of this scenario's episode in ``epoch`` (trace, audit log, cassettes and checkpoints all use it)."""
+        return f"{self.id}#{epoch}"
+
 
 class Defaults(_Strict):
     role: str = "agent"
