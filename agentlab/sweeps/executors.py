@@ -80,7 +80,7 @@ class ProcessPool:
 
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:
         pending: set[Future[R]] = {self.submit(fn, task) for task in tasks}
-        yield from _as_completed(pending)
+        yield from as_completed(pending)
 
     def submit(self, fn: Callable[[T], R], task: T) -> Future[R]:
         """One task, started at once: for a caller that makes its tasks while the pool works (chaos search)."""
@@ -97,8 +97,9 @@ def start_method() -> str:
     return "forkserver" if "ipykernel" in sys.modules else "fork"
 
 
-def _as_completed(pending: set[Any]) -> Iterator[Any]:
-    # Results as they finish; the first failure cancels what has not started and is raised.
+def as_completed(pending: set[Any]) -> Iterator[Any]:
+    """Results as they finish; the first failure, or closing the iterator, cancels what has not started (a
+    failure is raised)."""
     try:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from agentlab.sweeps.executors import ProcessPool, start_method
+from agentlab.sweeps.executors import ProcessPool, as_completed, start_method
 from agentlab.testing.case import ChaosCase
 from agentlab.testing.harness import CaseResult, ChaosHarness, InvariantViolated
 from agentlab.testing.mutants import mutant as apply_mutant
@@ -163,7 +164,7 @@ def _check_on_pool(
     first violation (in generation order) is checked.
 
     Each new case goes to the pool as soon as hypothesis makes it, so the pool checks while the rest are
-    generated (generating 300 cases is ~10 % of checking them; made up front it was a serial prefix).
+    generated (made up front, generation was a serial prefix: ~1.6 s for 300 cases on the quiet VM).
     """
     check = partial(_check_case, cross_run=cross_run)
     futures: dict[str, Future[tuple[int, CaseResult]]] = {}  # by case, in generation order, each case once
@@ -182,19 +183,14 @@ def _check_on_pool(
         results: dict[str, CaseResult] = {}
         first_failure = len(keys)
         outstanding = set(range(len(keys)))
-        pending = set(futures.values())
-        try:
-            while pending and any(j < first_failure for j in outstanding):
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i, result = future.result()
-                    outstanding.discard(i)
-                    results[keys[i]] = result
-                    if result.violations:
-                        first_failure = min(first_failure, i)
-                    if progress is not None:
-                        progress(report)
-        finally:
-            for future in pending:  # after the first violation: the search never reaches them
-                future.cancel()
+        with closing(as_completed(set(futures.values()))) as finished:  # closed: the rest are cancelled
+            for i, result in finished:
+                outstanding.discard(i)
+                results[keys[i]] = result
+                if result.violations:
+                    first_failure = min(first_failure, i)
+                if progress is not None:
+                    progress(report)
+                if all(j >= first_failure for j in outstanding):  # the search never reaches the rest
+                    break
     return results

@@ -21,7 +21,7 @@ a fault plan a person would write by hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,11 @@ MODEL_FAULT_KINDS = (
 # tool faults are one (listing it three times weights the draw; hypothesis still shrinks towards "error").
 TOOL_KIND_DRAW = (*TOOL_FAULT_KINDS, "timeout_after_commit", "timeout_after_commit")
 ROUTING = (None, "cascade", "budget-aware-cascade", "always-cheapest")
+
+
+# Strategies keyed by what a case drew (the tools its scenarios use) are many: kept to the most recent, so a
+# long search does not hold one per combination (an evicted one is rebuilt equal: the cases drawn are the same).
+_bounded = lru_cache(maxsize=256)
 
 
 @cache
@@ -116,7 +121,7 @@ def faults(
     return _faults(tuple(tools), tuple(tiers), max_start_s)
 
 
-@cache
+@_bounded
 def _faults(tools: tuple[str, ...], tiers: tuple[str, ...], max_start_s: float) -> st.SearchStrategy[Fault]:
     return _draw_fault(tools, tiers, max_start_s)
 
@@ -145,7 +150,7 @@ def fault_plans(
     return _fault_plans(tuple(tools), tuple(tiers), max_faults, max_start_s)
 
 
-@cache
+@_bounded
 def _fault_plans(
     tools: tuple[str, ...], tiers: tuple[str, ...], max_faults: int, max_start_s: float
 ) -> st.SearchStrategy[FaultPlan]:
@@ -239,7 +244,7 @@ def chaos_cases(
     )
 
 
-@cache
+@_bounded
 def _fault_targets(used: tuple[str, ...], every: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
     names = st.sampled_from(used) | st.sampled_from(every) if used else st.sampled_from(every)
     return st.lists(names, min_size=1, max_size=3, unique=True)
