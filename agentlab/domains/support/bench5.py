@@ -72,9 +72,9 @@ class ScriptedModel:
     """Answers support-5 deterministically: the five calls of :func:`script`, one a turn, then :func:`answer`.
     No latency, no randomness. The script is made once per order (an episode), not once per turn."""
 
-    def __init__(self) -> None:
-        self._order = ""
-        self._script: list[tuple[str, dict[str, Any]]] = []
+    # Class defaults, shadowed per instance on first use (subclasses need not call an __init__).
+    _order = ""
+    _script: list[tuple[str, dict[str, Any]]] = []  # noqa: RUF012  (never mutated: replaced per order)
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         turn = (len(request.messages) - 2) // 2  # system, user, then (assistant, tool) pairs
