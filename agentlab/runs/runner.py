@@ -453,7 +453,7 @@ async def _run_episodes(
                 epoch, scenario_index = divmod(index, len(suite.scenarios))
                 scenario = suite.scenarios[scenario_index]
                 episode_id = scenario.episode_id(epoch)
-                await run_episode(sim, scenario, epoch, episode_id=episode_id)
+                await run_episode(sim, scenario, epoch)
                 if ledger is not None:  # an episode is its own session (run_episode): it has ended
                     ledger.end_session(episode_id)
                 if stack is not None:  # save the episode's recording before the checkpoint covers it
