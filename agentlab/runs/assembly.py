@@ -25,7 +25,6 @@ from agentlab.components.policy import Policy, load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import POLICIES
 from agentlab.faults.injector import FaultInjector
-from agentlab.faults.plan import FaultPlan
 from agentlab.faults.transports import instrument
 from agentlab.llm.backends import API_KEY_ENV, BACKENDS
 from agentlab.llm.pricing import load_prices
@@ -33,14 +32,16 @@ from agentlab.llm.sim import SimulatedModel
 from agentlab.llm.tiers import TierTable
 from agentlab.llm.types import ModelClient
 from agentlab.resilience.store import StateStore
+from agentlab.runs.episodes import Simulation
 from agentlab.runs.inputs import load_cached
 from agentlab.runs.options import RunOptions
-from agentlab.runs.planning import priced, prices_path
+from agentlab.runs.planning import PlannedRun, prices_path
 from agentlab.scenarios.model import Suite
 from agentlab.sim.clock import Clock
 from agentlab.sim.rng import RngTree
 from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.recorder import EpisodeTrace, Recorder
+from agentlab.world.store import build_template
 
 
 def build_model(suite: Suite, tiers: TierTable, rng: RngTree, registry: ToolRegistry) -> ModelClient:
@@ -76,15 +77,10 @@ class AgentParts:
 
 
 def assemble_agent(
-    suite: Suite,
-    tiers: TierTable,
-    tier: str,
-    opts: RunOptions,
-    registry: ToolRegistry,
+    planned: PlannedRun,
     recorder: Recorder,
     memory: MemoryManager,
     audit_path: Path,
-    plan: FaultPlan | None,
     rng: RngTree,
     clock: Clock,
     *,
@@ -97,6 +93,7 @@ def assemble_agent(
     simulator tests. ``store``: where breaker state lives (default in memory; a RedisStore to share it).
     Must be called on the loop the agent will run on (an SDK stack binds to it).
     """
+    suite, tiers, opts, registry, plan = planned.suite, planned.tiers, planned.opts, planned.registry, planned.faults
     injector = FaultInjector(plan, opts.seed) if plan else None
     model = build_model(suite, tiers, rng, registry)
     stack = None
@@ -125,7 +122,6 @@ def assemble_agent(
     retry_model_calls = stack is None or opts.sdk_retries == 0
     policy = load_cached(load_policy, opts.policy) if opts.policy else None
     prices = load_cached(load_prices, prices_path(opts))
-    tiers = priced(tiers, opts)
     limits = BudgetLimits(
         session_usd=opts.budget_session_usd,
         user_day_usd=opts.budget_user_day_usd,
@@ -145,9 +141,9 @@ def assemble_agent(
     agent = AgentSystem(
         model=model,
         registry=registry,
-        tiers=tiers,
+        tiers=planned.priced,
         recorder=recorder,
-        tier=tier,
+        tier=planned.tier,
         strategy=opts.strategy,
         memory=memory,
         sandbox=sandbox,
@@ -169,3 +165,28 @@ def assemble_agent(
         ),  # the SDKs time their own requests out (one timeout layer per call)
     )
     return AgentParts(agent=agent, stack=stack, injector=injector, ledger=ledger, audit=audit, policy=policy)
+
+
+def simulation_for(
+    planned: PlannedRun, parts: AgentParts, rng: RngTree, clock: Clock, *, world_path: Path | None = None
+) -> Simulation:
+    """What the episodes of a run (or of ``agentlab serve``) share around the agent :func:`assemble_agent` built.
+
+    ``world_path``: where the in-flight episode's world lives, so a kill cannot lose it (``--durable-worlds``).
+    """
+    registry = planned.registry
+    return Simulation(
+        suite=planned.suite,
+        agent=parts.agent,
+        registry=registry,
+        template=build_template(planned.suite.world),
+        rng=rng,
+        clock=clock,
+        strategy=planned.opts.strategy,
+        tier=planned.tier,
+        injector=parts.injector,
+        non_idempotent=frozenset(s.name for s in registry if not s.idempotent),
+        expected={},
+        world_path=world_path,
+        policy=parts.policy,
+    )

@@ -100,6 +100,7 @@ class PlannedRun:
     tier: str
     faults: FaultPlan | None
     run_id: str
+    priced: TierTable  # ``tiers`` with the run's prices: what the agent charges by (the model backends get ``tiers``)
 
 
 def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedRun:
@@ -137,10 +138,10 @@ def plan_run(opts: RunOptions, registry: ToolRegistry | None = None) -> PlannedR
         load_cached(load_decisions, opts.approvals)
     tiers = backend_tiers(tiers, opts)
     check_inputs(opts, plan, suite, tiers, registry)  # also loads the policy: a bad one stops here
-    priced(tiers, opts)  # an unpriced model is an error, not a zero
+    priced_tiers = priced(tiers, opts)  # an unpriced model is an error, not a zero
     _check_cassettes(opts, suite)
     run_id = run_id_for(suite, tiers_path.read_bytes(), opts, tier, plan)
-    return PlannedRun(opts, registry, suite, tiers, tiers_path, tier, plan, run_id)
+    return PlannedRun(opts, registry, suite, tiers, tiers_path, tier, plan, run_id, priced_tiers)
 
 
 def priced(tiers: TierTable, opts: RunOptions) -> TierTable:

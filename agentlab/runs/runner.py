@@ -46,17 +46,14 @@ from agentlab.analysis.frames import read_events
 from agentlab.analysis.summary import summarize
 from agentlab.components.memory import MemoryManager
 from agentlab.errors import InputError, RunInterrupted
-from agentlab.faults.plan import FaultPlan
 from agentlab.llm.backends import BACKENDS
-from agentlab.llm.tiers import TierTable
-from agentlab.runs.assembly import assemble_agent
+from agentlab.runs.assembly import assemble_agent, simulation_for
 from agentlab.runs.backends import provider_for, run_dir_suffix
 from agentlab.runs.checkpoint import Checkpoint, RunCheckpoints
-from agentlab.runs.episodes import Simulation, run_episode
+from agentlab.runs.episodes import run_episode
 from agentlab.runs.options import RunOptions
-from agentlab.runs.planning import plan_run
+from agentlab.runs.planning import PlannedRun, plan_run
 from agentlab.runs.rundir import RUN_MARKER, RunDirLock, check_out_dir
-from agentlab.scenarios.model import Suite
 from agentlab.sim.clock import Clock
 from agentlab.sim.loop import RealTimeLoop, close_loop, run_virtual
 from agentlab.sim.rng import RngTree
@@ -64,7 +61,7 @@ from agentlab.tools.registry import ToolRegistry
 from agentlab.trace.events import RunResumed
 from agentlab.trace.recorder import EpisodeTrace, Recorder
 from agentlab.version import __version__
-from agentlab.world.store import build_template, remove_world_file
+from agentlab.world.store import remove_world_file
 
 T = TypeVar("T")
 
@@ -181,11 +178,10 @@ def run_suite(
     they cannot change the run.
     """
     planned = plan_run(opts, registry)
-    opts, registry, suite, tiers, tier = planned.opts, planned.registry, planned.suite, planned.tiers, planned.tier
-    plan, run_id, tiers_path = planned.faults, planned.run_id, planned.tiers_path
+    opts, suite, tier = planned.opts, planned.suite, planned.tier
     run_dir = Path(opts.out or f"runs/{suite.name}-{opts.strategy}-{tier}-s{opts.seed}{run_dir_suffix(opts)}")
     if resume:
-        if orjson.loads((run_dir / RUN_MARKER).read_bytes())["run_id"] != run_id:
+        if orjson.loads((run_dir / RUN_MARKER).read_bytes())["run_id"] != planned.run_id:
             raise InputError(
                 str(run_dir),
                 "--resume",
@@ -203,9 +199,7 @@ def run_suite(
             raise _io_error(exc, run_dir) from None
         try:
             started_writing = True
-            return _write_run(
-                suite, tiers, tier, tiers_path, opts, registry, plan, run_id, run_dir, resume, summarize_run, listeners
-            )
+            return _write_run(planned, run_dir, resume, summarize_run, listeners)
         except (OSError, sqlite3.OperationalError) as exc:
             if isinstance(exc, sqlite3.OperationalError) and not _is_io_error(exc):
                 raise
@@ -234,20 +228,14 @@ def _io_error(exc: OSError | sqlite3.OperationalError, run_dir: Path) -> InputEr
 
 
 def _write_run(
-    suite: Suite,
-    tiers: TierTable,
-    tier: str,
-    tiers_path: Path,
-    opts: RunOptions,
-    registry: ToolRegistry,
-    plan: FaultPlan | None,
-    run_id: str,
+    planned: PlannedRun,
     run_dir: Path,
     resume: bool,
     summarize_run: bool,
     listeners: Sequence[Callable[[Any], None]],
 ) -> RunResult:
     """Write the run into ``run_dir`` (whose lock the caller holds): a new run from scratch, or the rest of one."""
+    opts, plan = planned.opts, planned.faults
     partial = run_dir / "events.jsonl.partial"
     checkpoint: Checkpoint | None = None
     if resume:
@@ -261,39 +249,20 @@ def _write_run(
     else:
         prepare_run_dir(run_dir, force=opts.force)
         config = {
-            "run_id": run_id,
+            "run_id": planned.run_id,
             "agentlab_version": __version__,
             **opts.model_dump(exclude={"faults"}),
             "faults": plan.model_dump(mode="json") if plan else None,
-            "tiers": str(tiers_path),
-            "tier": tier,
-            "suite_digest": suite.digest,
+            "tiers": str(planned.tiers_path),
+            "tier": planned.tier,
+            "suite_digest": planned.suite.digest,
         }
         (run_dir / RUN_MARKER).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    return _execute_run(
-        suite,
-        tiers,
-        tier,
-        opts,
-        registry,
-        plan,
-        run_id,
-        run_dir,
-        checkpoint,
-        resumed=resume,
-        summarize_run=summarize_run,
-        listeners=listeners,
-    )
+    return _execute_run(planned, run_dir, checkpoint, resumed=resume, summarize_run=summarize_run, listeners=listeners)
 
 
 def _execute_run(
-    suite: Suite,
-    tiers: TierTable,
-    tier: str,
-    opts: RunOptions,
-    registry: ToolRegistry,
-    plan: FaultPlan | None,
-    run_id: str,
+    planned: PlannedRun,
     run_dir: Path,
     checkpoint: Checkpoint | None,
     *,
@@ -301,6 +270,7 @@ def _execute_run(
     summarize_run: bool = True,
     listeners: Sequence[Callable[[Any], None]] = (),
 ) -> RunResult:
+    opts, run_id = planned.opts, planned.run_id
     partial = run_dir / "events.jsonl.partial"
     resume_at = (checkpoint.trace_offset, checkpoint.seq) if checkpoint else ((0, 0) if resumed else None)
     in_flight = _episode_was_in_flight(partial, resume_at[0]) if resume_at is not None else False
@@ -311,25 +281,13 @@ def _execute_run(
         if kill_after:  # crash testing: the run SIGKILLs itself after this many events
             recorder.listeners.append(_killer(int(kill_after)))
         run_on_virtual_loop(
-            lambda: _run_episodes(
-                suite,
-                tiers,
-                tier,
-                opts,
-                registry,
-                recorder,
-                run_dir / "memory.sqlite",
-                plan,
-                checkpoint,
-                resumed,
-                in_flight,
-            ),
+            lambda: _run_episodes(planned, recorder, run_dir / "memory.sqlite", checkpoint, resumed, in_flight),
             start=checkpoint.t if checkpoint else 0.0,
             allow_blocking=BACKENDS[opts.llm].sdk,
             realtime=BACKENDS[opts.llm].live,
         )
     wall = time.perf_counter() - started
-    summary = _summary(partial, suite, tiers, tier, opts, plan, run_id, wall) if summarize_run else {}
+    summary = _summary(partial, planned, wall) if summarize_run else {}
     os.replace(partial, run_dir / "events.jsonl")
     if summarize_run:
         tmp = run_dir / "summary.json.tmp"
@@ -348,27 +306,20 @@ def _episode_was_in_flight(partial: Path, offset: int) -> bool:
     return any(line.startswith(b'{"kind":"episode_started"') for line in tail.splitlines())
 
 
-def _summary(
-    trace: Path,
-    suite: Suite,
-    tiers: TierTable,
-    tier: str,
-    opts: RunOptions,
-    plan: FaultPlan | None,
-    run_id: str,
-    wall: float,
-) -> dict[str, Any]:
+def _summary(trace: Path, planned: PlannedRun, wall: float) -> dict[str, Any]:
+    opts, plan, suite = planned.opts, planned.faults, planned.suite
     return summarize(
         read_events(trace),
         suite=suite.name,
         seed=opts.seed,
         epochs=opts.epochs,
         wall_seconds=wall,
-        tier_order=tiers.order,
+        tier_order=planned.tiers.order,
         extra={
-            "run_id": run_id,
+            "run_id": planned.run_id,
             "strategy": opts.strategy,
-            "tier": None if opts.routing else tier,  # a routing policy picks each call's tier (llm_calls_by_tier)
+            # A routing policy picks each call's tier (llm_calls_by_tier).
+            "tier": None if opts.routing else planned.tier,
             "llm": opts.llm,
             **({"provider": provider_for(opts), "sdk_retries": opts.sdk_retries} if BACKENDS[opts.llm].sdk else {}),
             "faults": plan.name if plan else None,
@@ -390,42 +341,23 @@ def _killer(after: int) -> Callable[[Any], None]:
 
 
 async def _run_episodes(
-    suite: Suite,
-    tiers: TierTable,
-    tier: str,
-    opts: RunOptions,
-    registry: ToolRegistry,
+    planned: PlannedRun,
     recorder: Recorder,
     memory_path: Path,
-    plan: FaultPlan | None,
     checkpoint: Checkpoint | None = None,
     resumed: bool = False,
     in_flight: bool = False,
 ) -> None:
+    opts, suite = planned.opts, planned.suite
     rng = RngTree(opts.seed)
     clock = Clock()
-    template = build_template(suite.world)
     # Memory rows are committed only with the checkpoint that covers them (see runs/checkpoint.py).
     memory = MemoryManager(memory_path, flush_every=1 << 30)
     checkpoints = RunCheckpoints(memory)
-    audit_path = memory_path.parent / "audit.sqlite"
-    parts = assemble_agent(suite, tiers, tier, opts, registry, recorder, memory, audit_path, plan, rng, clock)
+    parts = assemble_agent(planned, recorder, memory, memory_path.parent / "audit.sqlite", rng, clock)
     agent, stack, injector, ledger, audit = parts.agent, parts.stack, parts.injector, parts.ledger, parts.audit
-    sim = Simulation(
-        suite=suite,
-        agent=agent,
-        registry=registry,
-        template=template,
-        rng=rng,
-        clock=clock,
-        strategy=opts.strategy,
-        tier=tier,
-        injector=injector,
-        non_idempotent=frozenset(s.name for s in registry if not s.idempotent),
-        policy=parts.policy,
-        expected={},
-        world_path=memory_path.parent / "world.sqlite" if opts.durable_worlds else None,
-    )
+    world_path = memory_path.parent / "world.sqlite" if opts.durable_worlds else None
+    sim = simulation_for(planned, parts, rng, clock, world_path=world_path)
     total = len(suite.scenarios) * opts.epochs
     first, resumes = 0, 0
     if checkpoint is not None:
@@ -474,6 +406,6 @@ async def _run_episodes(
     finally:
         memory.close()
         audit.close()
-        template.close()
+        sim.template.close()
         if stack is not None:  # an unfinished episode's recording is not saved
             await stack.aclose(save=finished)

@@ -40,8 +40,8 @@ from agentlab.components.memory import MemoryManager
 from agentlab.errors import InputError
 from agentlab.llm.backends import BACKENDS, SERVED
 from agentlab.resilience.store import MemoryStore, RedisStore, StateStore
-from agentlab.runs.assembly import assemble_agent
-from agentlab.runs.episodes import Simulation, run_episode
+from agentlab.runs.assembly import assemble_agent, simulation_for
+from agentlab.runs.episodes import run_episode
 from agentlab.runs.options import RunOptions
 from agentlab.runs.planning import plan_run
 from agentlab.serve.metrics import ServeMetrics
@@ -49,7 +49,6 @@ from agentlab.serve.store import RequestStore, StoredRequest
 from agentlab.sim.clock import Clock
 from agentlab.sim.rng import RngTree
 from agentlab.trace.recorder import Recorder
-from agentlab.world.store import build_template
 
 log = logging.getLogger("agentlab.serve")
 
@@ -140,34 +139,16 @@ class AgentService:
         rng, clock = RngTree(cfg.opts.seed), Clock()
         self.memory = MemoryManager(cfg.data_dir / "memory.sqlite")
         parts = assemble_agent(
-            p.suite,
-            p.tiers,
-            p.tier,
-            p.opts,
-            p.registry,
+            p,
             self.recorder,
             self.memory,
             cfg.data_dir / "audit.sqlite",
-            p.faults,
             rng,
             clock,
             store=self.limits if cfg.redis else None,
         )
         self.parts = parts
-        self.sim = Simulation(
-            suite=p.suite,
-            agent=parts.agent,
-            registry=p.registry,
-            template=build_template(p.suite.world),
-            rng=rng,
-            clock=clock,
-            strategy=p.opts.strategy,
-            tier=p.tier,
-            injector=parts.injector,
-            non_idempotent=frozenset(s.name for s in p.registry if not s.idempotent),
-            expected={},
-            policy=parts.policy,
-        )
+        self.sim = simulation_for(p, parts, rng, clock)
         self.requests = RequestStore(cfg.data_dir / "requests.sqlite")
         self.queue: asyncio.Queue[str] = asyncio.Queue()  # admission bounds it (a restart may exceed it once)
         for stored in self.requests.unfinished():
