@@ -77,9 +77,10 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         add_run_flags(
             serve,
             SERVE_FIELDS,
-            choices={"llm": backends.SERVED},
-            helps={"llm": backends.help_text(backends.SERVED)},
-            positional_required=True,
+            overrides={
+                "llm": {"choices": tuple(backends.SERVED), "help": backends.help_text(backends.SERVED)},
+                "suite": {"nargs": None},
+            },
         )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)

@@ -16,14 +16,18 @@ with ``str``)
 
 Where the rule does not fit, a field says so in its ``json_schema_extra["cli"]`` (flag name, metavar, choices,
 positional, the field it requires). Every flag's argparse default is None ("not given"), so a command line with no
-flags is exactly ``RunOptions``' defaults, and ``--resume`` can tell which options were given.
+flags is exactly ``RunOptions``' defaults, and ``--resume`` can tell which options were given. A command that takes a
+flag differently (``serve`` offers fewer backends and needs its suite) passes argparse ``overrides`` for that field.
+
+``schema`` is the options model whose fields are the flags: RunOptions, or a subclass that adds fields (the tests
+build one to show a new field becomes a flag end to end).
 """
 
 from __future__ import annotations
 
 import argparse
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
@@ -77,6 +81,12 @@ class RunFlag:
         return out
 
 
+def _schema(schema: type[RunOptions] | None) -> type[RunOptions]:
+    from agentlab.runs.options import RunOptions  # imported late: pydantic and the option models are heavy
+
+    return schema or RunOptions
+
+
 def _strip_optional(annotation: Any) -> Any:
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
@@ -87,7 +97,7 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def flag_for(name: str, field: FieldInfo, *, positional_required: bool = False) -> RunFlag:
+def flag_for(name: str, field: FieldInfo) -> RunFlag:
     """The flag of RunOptions field ``name`` (see the module docstring for the rule)."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     hints: dict[str, Any] = dict(extra.get("cli") or {})  # type: ignore[call-overload]
@@ -96,7 +106,7 @@ def flag_for(name: str, field: FieldInfo, *, positional_required: bool = False) 
     help_text = field.description or ""
     kwargs: dict[str, Any] = {"dest": name, "default": None, "help": help_text}
     if hints.get("positional"):
-        kwargs = {"nargs": None if positional_required else "?", "help": help_text}
+        kwargs = {"nargs": "?", "help": help_text}
         return RunFlag(name, name.upper(), "value", True, kwargs)
     kind: Kind = "value"
     if base is bool:
@@ -127,14 +137,13 @@ def flag_for(name: str, field: FieldInfo, *, positional_required: bool = False) 
     return RunFlag(name, flag, kind, False, kwargs, hints.get("requires"), hints.get("example"))
 
 
-def run_flags(fields: Iterable[str] | None = None, *, positional_required: bool = False) -> list[RunFlag]:
-    """The flags of RunOptions' fields (all but :data:`EXCLUDED`, or just ``fields``), in field order."""
-    from agentlab.runs.options import RunOptions
-
+def run_flags(fields: Iterable[str] | None = None, *, schema: type[RunOptions] | None = None) -> list[RunFlag]:
+    """The flags of ``schema``'s fields (RunOptions' by default; all but :data:`EXCLUDED`, or just ``fields``), in
+    field order."""
     wanted = set(fields) if fields is not None else None
     return [
-        flag_for(name, info, positional_required=positional_required)
-        for name, info in RunOptions.model_fields.items()
+        flag_for(name, info)
+        for name, info in _schema(schema).model_fields.items()
         if name not in EXCLUDED and (wanted is None or name in wanted)
     ]
 
@@ -143,18 +152,14 @@ def add_run_flags(
     parser: argparse.ArgumentParser,
     fields: Iterable[str] | None = None,
     *,
-    choices: dict[str, Sequence[str]] | None = None,
-    helps: dict[str, str] | None = None,
-    positional_required: bool = False,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    schema: type[RunOptions] | None = None,
 ) -> list[RunFlag]:
-    """Add the flags to ``parser``; ``choices`` narrows a field's choices and ``helps`` says so (``serve --llm``)."""
-    flags = run_flags(fields, positional_required=positional_required)
+    """Add the flags to ``parser``. ``overrides`` replaces argparse keyword arguments of a field's flag: ``serve``
+    narrows ``llm``'s choices (and says so in its help) and makes its suite required (``{"nargs": None}``)."""
+    flags = run_flags(fields, schema=schema)
     for flag in flags:
-        kwargs = dict(flag.kwargs)
-        if choices and flag.field in choices:
-            kwargs["choices"] = tuple(choices[flag.field])
-        if helps and flag.field in helps:
-            kwargs["help"] = helps[flag.field]
+        kwargs = {**flag.kwargs, **(overrides or {}).get(flag.field, {})}
         if flag.positional:
             parser.add_argument(flag.field, **kwargs)
         else:
@@ -167,11 +172,11 @@ def given(args: argparse.Namespace, flags: Sequence[RunFlag]) -> list[RunFlag]:
     return [flag for flag in flags if getattr(args, flag.field, None) is not None]
 
 
-def options_from(args: argparse.Namespace, flags: Sequence[RunFlag], **fixed: Any) -> RunOptions:
-    """The RunOptions of a parsed command line: the given flags, ``fixed`` values, defaults for the rest. An option
+def options_from(
+    args: argparse.Namespace, flags: Sequence[RunFlag], *, schema: type[RunOptions] | None = None, **fixed: Any
+) -> RunOptions:
+    """The options of a parsed command line: the given flags, ``fixed`` values, defaults for the rest. An option
     RunOptions refuses (a negative or NaN budget, a seed beyond 64 bits) is one line naming its flag."""
-    from agentlab.runs.options import RunOptions
-
     by_field = {flag.field: flag for flag in flags}
     present = given(args, flags)
     for flag in present:
@@ -182,7 +187,7 @@ def options_from(args: argparse.Namespace, flags: Sequence[RunFlag], **fixed: An
             )
     values = {flag.field: flag.value(getattr(args, flag.field)) for flag in present}
     try:
-        return RunOptions(**{**values, **fixed})
+        return _schema(schema)(**{**values, **fixed})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""

@@ -7,9 +7,10 @@ import argparse
 import sys
 
 import pytest
+from pydantic import Field
 
 from agentlab.cli import SERVE_FIELDS, _parser, run_options
-from agentlab.cli_flags import EXCLUDED, RunFlag, run_flags
+from agentlab.cli_flags import EXCLUDED, add_run_flags, options_from, run_flags
 from agentlab.errors import InputError
 from agentlab.runs.options import RunOptions
 
@@ -119,11 +120,30 @@ def test_serve_takes_its_fields_with_the_same_flags() -> None:
         assert action.option_strings == ([] if field == "suite" else [run[field]])
 
 
+def test_serve_needs_its_suite_where_run_does_not() -> None:
+    assert _actions("serve")["suite"].nargs is None  # serve's override
+    assert _actions("run")["suite"].nargs == "?"  # run --resume DIR needs no suite
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["serve"])
+
+
+class _More(RunOptions):
+    """RunOptions with fields it does not have today, of the kinds the generic rule covers."""
+
+    warmup_episodes: int = Field(default=0, description="episodes run before measuring")
+    shadow: bool = Field(default=False, description="also run a shadow agent")
+    replicas: bool = Field(default=True, description="replicated memory")
+    extra_tags: list[str] | None = Field(default=None, description="tags added to every episode")
+
+
 def test_a_new_field_gets_a_flag_by_existing() -> None:
-    class More(RunOptions):
-        warmup_episodes: int = 0
-
-    from agentlab.cli_flags import flag_for
-
-    flag: RunFlag = flag_for("warmup_episodes", More.model_fields["warmup_episodes"])
-    assert flag.flag == "--warmup-episodes" and flag.kwargs["type"] is int
+    """End to end: a field added to the options model is parsed from its flag into the model, with no CLI code."""
+    parser = argparse.ArgumentParser()
+    flags = add_run_flags(parser, schema=_More)
+    argv = ["s.yaml", "--warmup-episodes", "3", "--shadow", "--no-replicas", "--extra-tags", "a", "--extra-tags", "b"]
+    opts = options_from(parser.parse_args(argv), flags, schema=_More)
+    assert isinstance(opts, _More)
+    assert (opts.warmup_episodes, opts.shadow, opts.replicas, opts.extra_tags) == (3, True, False, ["a", "b"])
+    assert options_from(parser.parse_args(["s.yaml"]), flags, schema=_More) == _More(suite="s.yaml")
+    with pytest.raises(SystemExit):  # its type is the flag's type
+        parser.parse_args(["s.yaml", "--warmup-episodes", "three"])
