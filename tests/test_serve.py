@@ -63,9 +63,10 @@ def _events(data: Path) -> list[dict]:
 
 
 def _infallible_tiers(tmp_path: Path) -> str:
-    """fixtures/tiers.yaml with every tier's p_correct at 1. A served request's randomness follows its request id,
-    a fresh uuid, so on the default tier (p_correct 0.85 a step) a request sometimes answers without acting (seen
-    in CI): a test of what the server does with an action needs a model that always acts."""
+    """fixtures/tiers.yaml with every tier's p_correct at 1. A served request's randomness follows its request id (a
+    fresh uuid, or derived from its idempotency key), so on the default tier (p_correct 0.85 a step) a request may
+    answer without acting (seen in CI): a test of what the server does with an action needs a model that always
+    acts, not one that happens to for the key the test chose."""
     tiers = yaml.safe_load(Path("fixtures/tiers.yaml").read_text())
     for profile in tiers["tiers"].values():
         profile["p_correct"] = 1.0
@@ -244,3 +245,31 @@ def test_tier_models_map_live_tiers_to_real_models(monkeypatch: pytest.MonkeyPat
     with pytest.raises(InputError, match="no such tier"):
         plan_run(live.model_copy(update={"tier_models": {"turbo": "gpt-4o"}}))
     assert "OPENAI_API_KEY" in os.environ
+
+
+def _decisions(events: list[dict], episode_id: str) -> list[tuple]:
+    """What the agent did in one request, without its wall-clock-dependent fields (``t``, latencies)."""
+    keep = ("kind", "tool", "args", "ok", "error_type", "tier", "stop_reason", "tool_calls", "text", "success")
+    return [tuple(e.get(k) for k in keep) for e in events if e.get("episode_id") == episode_id]
+
+
+def test_a_keyed_request_runs_the_same_on_a_fresh_server(tmp_path: Path) -> None:
+    """A keyed request's id (and so its simulated randomness) comes from its idempotency key: sent in the same order
+    to two fresh servers with the same options, the same keyed requests make the same decisions. Unkeyed requests get
+    random ids."""
+    keyed = [("refund-cond-001", "ticket-77"), ("multi-001", "ticket-78"), ("multi-004", "ticket-79")]
+    runs = []
+    for name in ("a", "b"):
+        with ServerProcess(SUITE, tmp_path / name, "--time-scale", "50") as server:
+            answers = [_post(server.url, {"scenario_id": s}, key=k, wait=120).json() for s, k in keyed]
+            unkeyed = _post(server.url, {"scenario_id": "multi-001"}, wait=120).json()["id"]
+        runs.append((answers, unkeyed, _events(tmp_path / name)))
+    (first, unkeyed_a, events_a), (second, unkeyed_b, events_b) = runs
+    assert all(r["state"] == "done" for r in first + second)
+    assert [r["id"] for r in first] == [r["id"] for r in second]
+    assert [r["result"] for r in first] == [r["result"] for r in second]
+    for r in first:
+        decisions = _decisions(events_a, r["id"])
+        assert any(d[0] == "model_call" for d in decisions)
+        assert decisions == _decisions(events_b, r["id"])
+    assert unkeyed_a != unkeyed_b

@@ -69,6 +69,14 @@ def digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _key_id(key: str) -> str:
+    """A keyed request's id, from its idempotency key. A request's simulated randomness (model, world, retry
+    jitter) is drawn by its id, so a keyed request draws the same numbers on any server started with the same
+    options and seed: sent first to a fresh server, it runs as it did (later it also meets the server's state:
+    breakers, memory, rate limits). An unkeyed request gets a random id."""
+    return hashlib.blake2b(key.encode(), digest_size=8, person=b"agentlab-req").hexdigest()
+
+
 class RequestStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +118,7 @@ class RequestStore:
         """Store a new request, or return the one this key already made (``created`` False). One statement:
         two concurrent POSTs with one key cannot both insert."""
         body_digest = digest(body)
-        rid = "req-" + uuid.uuid4().hex[:16]
+        rid = "req-" + (_key_id(key) if key else uuid.uuid4().hex[:16])
         key = key or rid
         inserted = self.conn.execute(
             "INSERT INTO requests (id, idempotency_key, body_digest, user_id, body, state, created_wall, deadline_wall)"
