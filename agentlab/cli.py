@@ -411,7 +411,7 @@ def _check(run_dir: object) -> int:
 
 
 def _chaos(args: argparse.Namespace) -> int:
-    from agentlab.testing.search import search
+    from agentlab.testing.search import WorkersFailed, search
 
     if args.examples < 1:
         raise InputError("--examples", "", f"must be at least 1 (got {args.examples})")
@@ -424,19 +424,24 @@ def _chaos(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=args.examples, unit="case", desc="chaos")
-    report = search(
-        args.suite,
-        examples=args.examples,
-        seed=args.seed,
-        mutant=args.mutant,
-        cross_run=not args.single_run,
-        max_faults=args.max_faults,
-        repro_dir=args.repro_dir,
-        progress=(lambda r: bar.update()) if bar is not None else None,
-        workers=args.workers,
-    )
-    if bar is not None:
-        bar.close()
+    try:
+        report = search(
+            args.suite,
+            examples=args.examples,
+            seed=args.seed,
+            mutant=args.mutant,
+            cross_run=not args.single_run,
+            max_faults=args.max_faults,
+            repro_dir=args.repro_dir,
+            progress=(lambda r: bar.update()) if bar is not None else None,
+            workers=args.workers,
+        )
+    except WorkersFailed as exc:
+        print(f"agentlab: error: chaos: {exc}", file=sys.stderr)
+        return 3  # not 1 (an invariant failed) nor 2 (bad input): the search itself could not finish
+    finally:
+        if bar is not None:
+            bar.close()
     if report.failure:
         print(report.failure)
     print(orjson.dumps(report.summary()).decode())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+import agentlab.testing.search as search_module
 from agentlab.cli import main
-from agentlab.testing.search import search
+from agentlab.testing.search import WorkersFailed, search
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")
@@ -40,3 +43,34 @@ def test_workers_below_one_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[
     assert main(["chaos", "--examples", "1", "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert err == "agentlab: error: --workers: must be at least 1 (got 0)\n"
+
+
+def _dying_check(dies_at: int, task, cross_run):  # type: ignore[no-untyped-def]
+    """The real check, except that the worker given the ``dies_at``-th distinct case exits at once, as one the kernel
+    killed would. Module-level and bound with a partial, so the pool can pickle it: under pytest (nbval has imported
+    ipykernel) the workers come from a forkserver, not forked from this process, and would not see a patched global.
+    """
+    if task[0] == dies_at:
+        os._exit(1)
+    return _real_check(task, cross_run)
+
+
+_real_check = search_module._check_case
+
+
+def _a_worker_dies_at(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
+    monkeypatch.setattr(search_module, "_check_case", partial(_dying_check, index))
+
+
+@pytest.mark.parametrize("index", [2, 20])  # early: a later submit finds the pool broken; late: a result does
+def test_a_dead_worker_is_reported_as_such_not_as_a_failing_case(
+    index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _a_worker_dies_at(monkeypatch, index)
+    with pytest.raises(WorkersFailed) as caught:
+        search(SUITE, examples=40, seed=0, workers=2)
+    assert "BrokenProcessPool" in str(caught.value)
+    assert not getattr(caught.value, "__notes__", None)  # hypothesis did not shrink it as a failing case
+    assert main(["chaos", SUITE, "--examples", "40", "--seed", "0", "--workers", "2", "--quiet"]) == 3
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("agentlab: error: chaos: a worker process died") and err.count("\n") == 1
