@@ -5,6 +5,6 @@ are built in; a user's own domain is a :class:`Domain` value in their package or
 their suite (``agentlab init DIR`` writes one). A suite names its domain with ``domain:``.
 """
 
-from agentlab.domains.base import Domain, available_domains, claim, load_domain
+from agentlab.domains.base import Domain, available_domains, claim, default_wrong_call_args, load_domain
 
-__all__ = ["Domain", "available_domains", "claim", "load_domain"]
+__all__ = ["Domain", "available_domains", "claim", "default_wrong_call_args", "load_domain"]

@@ -23,7 +23,7 @@ from typing import Any
 from agentlab.components.evaluator import CLAIM_LEAD
 from agentlab.components.policy import Constraint
 from agentlab.errors import InputError
-from agentlab.tools.registry import ToolRegistry
+from agentlab.tools.registry import ToolRegistry, ToolSpec
 from agentlab.world.model import Environment
 from agentlab.world.schema import WorldSchema
 
@@ -53,9 +53,9 @@ class Domain:
     matches (``order_id`` → ``order:ORD-1004``). ``claims`` maps an action tool to the phrases that claim it
     happened. ``corruptions`` says how a ``wrong_result`` fault falsifies a text field: field → (value to put,
     value to put when it already holds that one). ``mistake_args`` lets the simulated model make a plausible
-    wrong call of a tool (default: a ``query`` tool gets the request, a tool whose required arguments the
-    right call also has gets those). ``made_up`` gives, per result field, the plausible values the simulated model
-    invents for it when it hallucinates an answer (``status`` → the domain's statuses).
+    wrong call of a tool (default :func:`default_wrong_call_args`: a ``query`` tool gets the request, a tool whose
+    required arguments the right call also has gets those). ``made_up`` gives, per result field, the plausible
+    values the simulated model invents for it when it hallucinates an answer (``status`` → the domain's statuses).
     """
 
     name: str
@@ -90,16 +90,22 @@ class Domain:
         """Arguments for a wrong choice of ``tool`` by the simulated model (see ``mistake_args``)."""
         if self.mistake_args is not None:
             return self.mistake_args(tool, gold_args, request)
-        spec = self.tools[tool]
-        required = spec.required_args
-        if required == ["query"]:
-            return {"query": request[:60]}
-        if required and all(name in gold_args for name in required):
-            return {name: gold_args[name] for name in required}
-        return None
+        return default_wrong_call_args(self.tools[tool], gold_args, request)
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r}, {len(self.tools)} tools, {self.world!r})"
+
+
+def default_wrong_call_args(spec: ToolSpec, gold_args: dict[str, Any], request: str) -> dict[str, Any] | None:
+    """A domain's wrong call of ``spec`` unless its ``mistake_args`` says otherwise: a ``query`` tool searches the
+    request; a tool whose required arguments the right call also has gets those; any other, no call (None). A
+    domain's own ``mistake_args`` may call it for the tools it has nothing to add for."""
+    required = spec.required_args
+    if required == ["query"]:
+        return {"query": request[:60]}
+    if required and all(name in gold_args for name in required):
+        return {name: gold_args[name] for name in required}
+    return None
 
 
 _loaded: dict[str, Domain] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentlab.domains.base import Domain, claim
+from agentlab.domains.base import Domain, claim, default_wrong_call_args
 from agentlab.domains.travel.rules import CONSTRAINT_ROLES, CONSTRAINTS, RESOURCE_KEYS
 from agentlab.domains.travel.tools import registry
 from agentlab.domains.travel.world import ENVIRONMENT, SCHEMA, WorldSpec
@@ -39,23 +39,17 @@ CLAIMS = {
 }
 
 _FLIGHT_ARGS = ("flight_id", "to_flight_id", "from_flight_id")
+_FLIGHT_TOOLS = frozenset({"get_flight", "airline_status", "flight_schedule"})
 
 
 def mistake_args(tool: str, gold_args: dict[str, Any], request: str) -> dict[str, Any] | None:
-    """The simulated model's wrong call of a read-only tool: a search with the request, or a lookup of an id the
-    right call names (its booking, traveller or flight)."""
-    if tool == "find_traveller":
-        return {"query": request[:60]}
-    if tool in ("get_booking", "get_itinerary") and "booking_id" in gold_args:
-        return {"booking_id": gold_args["booking_id"]}
-    if tool in ("get_traveller", "list_vouchers") and "traveller_id" in gold_args:
-        return {"traveller_id": gold_args["traveller_id"]}
-    if tool in ("get_flight", "airline_status", "flight_schedule"):
+    """The simulated model's wrong call of a read-only tool: a flight tool looks up the flight the right call
+    names, whatever that call names it (a rebooking's ``to_flight_id``, say); any other tool makes the default
+    wrong call (a search with the request, or a lookup of an id the right call names)."""
+    if tool in _FLIGHT_TOOLS:
         flight = next((gold_args[k] for k in _FLIGHT_ARGS if k in gold_args), None)
         return None if flight is None else {"flight_id": flight}
-    if tool == "search_flights" and {"origin", "destination"} <= gold_args.keys():
-        return {"origin": gold_args["origin"], "destination": gold_args["destination"]}
-    return None
+    return default_wrong_call_args(registry[tool], gold_args, request)
 
 
 domain = Domain(
