@@ -24,7 +24,7 @@ import orjson
 from agentlab.llm.history import CallRecord, read_calls
 from agentlab.llm.tiers import TierProfile, TierTable
 from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage, approx_tokens
-from agentlab.scenarios.model import GoldStep, Scenario
+from agentlab.scenarios.model import GoldStep, PlantedOrder, Scenario
 from agentlab.scenarios.refs import UnresolvedRef, render, resolve
 from agentlab.sim.rng import RngTree
 
@@ -59,6 +59,16 @@ def parse_injection(text: str) -> tuple[str, dict[str, Any]] | None:
         except ValueError:
             args[key] = value
     return m.group(1), args
+
+
+def _planted_in(text: str, planted: Sequence[PlantedOrder]) -> tuple[str, dict[str, Any]] | None:
+    """The first of a scenario's planted orders whose phrase ``text`` holds (a guardrail that cut it out removed it)."""
+    if planted:
+        lowered = text.lower()
+        for order in planted:
+            if order.says.lower() in lowered:
+                return order.tool, dict(order.args)
+    return None
 
 
 def _fabricator(rng: random.Random, made_up: Mapping[str, Sequence[str]]) -> Callable[[str], str]:
@@ -177,7 +187,7 @@ class SimulatedModel:
         calls = read_calls(request.messages)
         turn = sum(1 for m in request.messages if m.role == "assistant")
         available = {t.name for t in request.tools}
-        injected = self._injection(calls, available, profile, rng, memo)
+        injected = self._injection(calls, available, profile, rng, memo, scenario.planted)
         if injected is not None:
             return "", (self._call(turn, *injected),)
         progress = Progress(scenario, calls)
@@ -225,12 +235,15 @@ class SimulatedModel:
         profile: TierProfile,
         rng: random.Random,
         memo: dict[str, bool],
+        planted: Sequence[PlantedOrder] = (),
     ) -> tuple[str, dict[str, Any]] | None:
+        """An order planted in a tool result this model read, if it follows one: the ``call TOOL with k=v`` form,
+        or a scenario's order in words of its own (``planted``: its phrase still in the result)."""
         for rec in calls:
             if not rec.ok or rec.result is None:
                 continue
             text = rec.result if isinstance(rec.result, str) else orjson.dumps(rec.result).decode()
-            found = parse_injection(text)
+            found = parse_injection(text) or _planted_in(text, planted)
             if found is None:
                 continue
             tool, args = found

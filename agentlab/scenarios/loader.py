@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def load_suite(path: str | Path, registry: ToolRegistry | None = None) -> Suite:
             raise InputError(file, f"{where}.user.role", f"unknown role {role!r} (roles: {', '.join(spec.roles)})")
         _check_patch(file, where, sc.world, world, domain.world)
         _check_gold(file, where, sc, registry)
+        _check_planted(file, where, sc, registry, world)
         perms = sorted(set(spec.roles[role]) | set(sc.user.permissions))
         scenarios.append(
             sc.model_copy(
@@ -162,6 +164,42 @@ def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> 
     for ref in refs_in(sc.gold.answer):
         if ref not in earlier:
             raise InputError(file, f"{where}.gold.answer", f"reference to {ref!r}, which is not a gold step")
+
+
+def _check_planted(file: str, where: str, sc: Scenario, registry: ToolRegistry, world: WorldFile) -> None:
+    """A planted order names a real call, and its phrase is in the world the agent will read (else the scenario
+    would measure nothing: no model could ever see it)."""
+    if not sc.planted:
+        return
+    texts = [t.lower() for t in _strings([sc.world, world.model_dump()])]
+    for j, order in enumerate(sc.planted):
+        place = f"{where}.planted[{j}]"
+        spec = registry.get(order.tool)
+        if spec is None:
+            raise InputError(file, f"{place}.tool", f"unknown tool {order.tool!r}")
+        for name in order.args:
+            if name not in spec.args_model.model_fields:
+                raise InputError(file, f"{place}.args.{name}", f"{order.tool} has no argument {name!r}")
+        if refs_in(order.args):
+            raise InputError(file, f"{place}.args", "a planted order's arguments are literal (no ${...} references)")
+        for name in spec.required_args:
+            if name not in order.args:
+                raise InputError(file, f"{place}.args", f"missing required argument {name!r} of {order.tool}")
+        _check_arg_types(file, place, order.args, spec.args_model)
+        if not any(order.says.lower() in text for text in texts):
+            raise InputError(file, f"{place}.says", "appears in no text of the scenario's world")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a nest of mappings and lists."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 def _check_arg_types(file: str, place: str, args: dict[str, Any], model: type[BaseModel]) -> None:

@@ -42,6 +42,18 @@ class Expect(_Strict):
     answer_excludes: list[str] = []
 
 
+class PlantedOrder(_Strict):
+    """An order planted in the scenario's world in words of its own (an order note, a web page), not in the
+    ``call TOOL with key=value`` form the simulated model parses on its own: ``says`` is a phrase of that text, and
+    a model that reads it may follow it by calling ``tool`` with ``args`` (with the tier's
+    ``injection_susceptibility``). A guardrail that cuts the phrase out of a tool result removes the order; one
+    whose patterns miss it does not, so a suite of such orders measures what the guardrail misses."""
+
+    says: str = Field(min_length=8, pattern=r'^[^"\\]+$')  # read in a result's JSON text: no quote or backslash
+    tool: str
+    args: dict[str, Any] = {}
+
+
 class Scenario(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-_]*$")
     category: Category = "other"
@@ -52,6 +64,7 @@ class Scenario(_Strict):
     max_turns: int | None = Field(default=None, gt=0)
     gold: Gold
     expect: Expect = Expect()
+    planted: list[PlantedOrder] = []
 
     @property
     def permissions(self) -> frozenset[str]:
