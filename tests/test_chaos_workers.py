@@ -32,11 +32,22 @@ def test_a_passing_search_on_two_workers_is_the_serial_search(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("mutant", "seed"), [("no-budget-estimate", 0), ("no-budget-estimate", 2)])
-def test_a_failing_search_on_two_workers_shrinks_to_the_same_case(mutant: str, seed: int, tmp_path: Path) -> None:
+def test_a_failing_search_on_two_workers_shrinks_to_the_same_case(
+    mutant: str, seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[int] = []
+
+    class CountedPool(search_module.ProcessPool):
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            pools.append(self.workers)
+            return super().__enter__()
+
+    monkeypatch.setattr(search_module, "ProcessPool", CountedPool)
     serial = search(SUITE, examples=150, seed=seed, mutant=mutant, cross_run=False, repro_dir=tmp_path)
     spread = search(SUITE, examples=150, seed=seed, mutant=mutant, cross_run=False, repro_dir=tmp_path, workers=2)
     assert serial.failure is not None  # found, then shrunk, in fewer than 150 examples
     assert _same(spread) == _same(serial)
+    assert pools == [2]  # the second search really ran on a pool (a mutant search needs fork to spread)
 
 
 def test_workers_below_one_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

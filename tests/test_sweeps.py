@@ -287,3 +287,33 @@ def test_a_local_clusters_workers_run_without_dasks_profiler() -> None:
     with Dask.local(1) as dask:
         (names,) = dask._client.run(callbacks).values()
     assert "heartbeat" in names and "profile" not in names
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is the start method on Linux only")
+def test_pools_fork_unless_this_process_is_a_running_jupyter_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test process has ipykernel imported (pytest's nbval plugin) but runs no kernel: its pools must take the
+    CLI's path, fork. While the check was only 'ipykernel is imported', every pool under pytest used forkserver, and
+    a chaos search with a mutant (which needs fork) silently ran on one process."""
+    from agentlab.sweeps.executors import in_jupyter_kernel, start_method
+
+    assert not in_jupyter_kernel() and start_method() == "fork"
+
+    class RunningKernel:
+        @staticmethod
+        def initialized() -> bool:
+            return True
+
+    monkeypatch.setitem(sys.modules, "ipykernel.kernelapp", type(sys)("ipykernel.kernelapp"))
+    monkeypatch.setattr(sys.modules["ipykernel.kernelapp"], "IPKernelApp", RunningKernel, raising=False)
+    assert in_jupyter_kernel() and start_method() == "forkserver"
+
+
+def test_inside_a_real_jupyter_kernel_pools_use_forkserver() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cell = "from agentlab.sweeps.executors import in_jupyter_kernel, start_method\n"
+    cell += "print(in_jupyter_kernel(), start_method())"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    expected = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    assert nb.cells[0].outputs[0]["text"].split() == ["True", expected]

@@ -89,12 +89,20 @@ class ProcessPool:
 
 
 def start_method() -> str:
-    """``fork`` where it is safe and fast (Linux, a plain process); ``forkserver`` inside a Jupyter kernel, whose
-    ZeroMQ threads a forked child would inherit mid-message (a child's output can land in the notebook's next
+    """``fork`` where it is safe and fast (Linux, a plain process); ``forkserver`` inside a running Jupyter kernel,
+    whose ZeroMQ threads a forked child would inherit mid-message (a child's output can land in the notebook's next
     cell); ``spawn`` elsewhere."""
     if not sys.platform.startswith("linux"):
         return "spawn"
-    return "forkserver" if "ipykernel" in sys.modules else "fork"
+    return "forkserver" if in_jupyter_kernel() else "fork"
+
+
+def in_jupyter_kernel() -> bool:
+    """Whether this process is a running Jupyter kernel. Not merely whether ipykernel is imported: pytest's nbval
+    plugin imports it into the test process, which runs no kernel, and there the tests must take the pools' real
+    path (fork), which they did not while this asked only that."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    return kernelapp is not None and bool(kernelapp.IPKernelApp.initialized())
 
 
 def as_completed(pending: set[Any]) -> Iterator[Any]:
