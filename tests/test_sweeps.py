@@ -309,11 +309,16 @@ def test_pools_fork_unless_this_process_is_a_running_jupyter_kernel(monkeypatch:
 
 
 def test_inside_a_real_jupyter_kernel_pools_use_forkserver() -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    cell = "from agentlab.sweeps.executors import in_jupyter_kernel, start_method\n"
-    cell += "print(in_jupyter_kernel(), start_method())"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    # The kernel is driven from a child process, so this test process (whose pools fork) hosts no kernel client.
+    pytest.importorskip("nbclient")
+    drive = (
+        "import nbformat, nbclient\n"
+        "cell = 'from agentlab.sweeps.executors import in_jupyter_kernel, start_method\\n'"
+        " 'print(in_jupyter_kernel(), start_method())'\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])\n"
+        "nbclient.NotebookClient(nb, timeout=120, kernel_name='python3').execute()\n"
+        "print(nb.cells[0].outputs[0]['text'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", drive], capture_output=True, text=True, timeout=300, check=True).stdout
     expected = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    assert nb.cells[0].outputs[0]["text"].split() == ["True", expected]
+    assert out.split() == ["True", expected]
