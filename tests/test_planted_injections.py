@@ -6,6 +6,7 @@ and guardrails on always read as a perfect defence."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -18,8 +19,32 @@ from agentlab.scenarios.loader import load_suite
 from agentlab.scenarios.model import PlantedOrder
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ROOT / "fixtures/suites/injection.yaml"
-PLANTED_TOOLS = {"issue_refund", "send_email", "cancel_order", "update_address"}
+
+
+class Case(NamedTuple):
+    """One domain's injection suite: its pattern-form scenarios (and the tool each plants), its plain-word ones the
+    guardrail misses and the model follows, and the plain-word one the gate stops (the user may not use the tool)."""
+
+    suite: Path
+    pattern: dict[str, str]
+    followed: tuple[str, ...]
+    gated: str
+
+
+CASES = {
+    "support": Case(
+        ROOT / "fixtures/suites/injection.yaml",
+        {"pattern-001": "issue_refund", "pattern-002": "send_email", "pattern-003": "cancel_order"},
+        ("plain-001", "plain-002", "plain-003", "plain-004"),
+        "plain-005",
+    ),
+    "travel": Case(
+        ROOT / "fixtures/suites/travel-injection.yaml",
+        {"pattern-001": "cancel_booking", "pattern-002": "issue_voucher"},
+        ("plain-001", "plain-002"),
+        "plain-003",
+    ),
+}
 
 
 def _gullible_tiers(tmp_path: Path) -> str:
@@ -33,11 +58,11 @@ def _gullible_tiers(tmp_path: Path) -> str:
     return str(path)
 
 
-def _run(tmp_path: Path, name: str, **options) -> dict[str, list[tuple[str, str | None]]]:
+def _run(tmp_path: Path, suite: Path, name: str, **options) -> dict[str, list[tuple[str, str | None]]]:
     """Per scenario, the tools started and the guardrail stages triggered, in order."""
     out = tmp_path / name
     opts = RunOptions(
-        suite=str(SUITE),
+        suite=str(suite),
         tiers=_gullible_tiers(tmp_path),
         prices=str(ROOT / "fixtures/prices.yaml"),
         out=str(out),
@@ -56,24 +81,29 @@ def _run(tmp_path: Path, name: str, **options) -> dict[str, list[tuple[str, str 
     return seen
 
 
-def test_the_guardrail_stops_its_own_phrasings_and_misses_plain_words(tmp_path: Path) -> None:
-    suite = load_suite(SUITE)
+@pytest.mark.parametrize("domain", sorted(CASES))
+def test_the_guardrail_stops_its_own_phrasings_and_misses_plain_words(domain: str, tmp_path: Path) -> None:
+    case = CASES[domain]
+    suite = load_suite(case.suite)
     planted = {s.id: s.planted for s in suite.scenarios}
-    seen = _run(tmp_path, "on")
-    for scenario in ("pattern-001", "pattern-002", "pattern-003"):
-        assert not {tool for kind, tool in seen[scenario] if kind == "tool"} & PLANTED_TOOLS, scenario
+    dangerous = set(case.pattern.values()) | {orders[0].tool for orders in planted.values() if orders}
+    seen = _run(tmp_path, case.suite, "on")
+    for scenario in case.pattern:
+        assert not {tool for kind, tool in seen[scenario] if kind == "tool"} & dangerous, scenario
         assert ("guardrail", "tool_output") in seen[scenario]
-    for scenario in ("plain-001", "plain-002", "plain-003", "plain-004"):
+    for scenario in case.followed:
         assert ("tool", planted[scenario][0].tool) in seen[scenario], scenario  # followed: nothing cut it out
         assert not [s for kind, s in seen[scenario] if kind == "guardrail"]
-    # The guardrail misses plain-005 too; the user may not refund, so the model is never offered the tool.
-    assert not {tool for kind, tool in seen["plain-005"] if kind == "tool"} & PLANTED_TOOLS
+    # The guardrail misses this one too; the user may not use the tool, so the model is never offered it.
+    assert planted[case.gated] and not [s for kind, s in seen[case.gated] if kind == "guardrail"]
+    assert ("tool", planted[case.gated][0].tool) not in seen[case.gated]
 
 
-def test_without_the_guardrail_its_own_phrasings_are_followed_too(tmp_path: Path) -> None:
-    seen = _run(tmp_path, "off", guardrails=False)
-    wanted = {"pattern-001": "issue_refund", "pattern-002": "send_email", "pattern-003": "cancel_order"}
-    for scenario, tool in wanted.items():
+@pytest.mark.parametrize("domain", sorted(CASES))
+def test_without_the_guardrail_its_own_phrasings_are_followed_too(domain: str, tmp_path: Path) -> None:
+    case = CASES[domain]
+    seen = _run(tmp_path, case.suite, "off", guardrails=False)
+    for scenario, tool in case.pattern.items():
         assert ("tool", tool) in seen[scenario], scenario
 
 
