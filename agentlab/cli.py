@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted
+from agentlab.errors import InputError, InputWarning, ReplayMismatch, RunInterrupted, WorkersFailed
 from agentlab.llm import backends  # the backends table: no pydantic (agentlab.llm loads lazily)
 
 if TYPE_CHECKING:
@@ -258,6 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"agentlab: error: {exc}", file=sys.stderr)
         return 2
+    except WorkersFailed as exc:  # not 1 (a finding) nor 2 (bad input): the command itself could not finish
+        print(
+            f"agentlab: error: {args.command}: {exc}; run the same command again (a sweep keeps its finished cells), "
+            "or with --workers 1",
+            file=sys.stderr,
+        )
+        return 3
     except RunInterrupted as exc:
         if (Path(str(exc.run_dir)) / "run.json").exists():
             hint = f"the run in {exc.run_dir} is unfinished; continue it with: agentlab run --resume {exc.run_dir}"
@@ -411,7 +418,7 @@ def _check(run_dir: object) -> int:
 
 
 def _chaos(args: argparse.Namespace) -> int:
-    from agentlab.testing.search import WorkersFailed, search
+    from agentlab.testing.search import search
 
     if args.examples < 1:
         raise InputError("--examples", "", f"must be at least 1 (got {args.examples})")
@@ -436,9 +443,6 @@ def _chaos(args: argparse.Namespace) -> int:
             progress=(lambda r: bar.update()) if bar is not None else None,
             workers=args.workers,
         )
-    except WorkersFailed as exc:
-        print(f"agentlab: error: chaos: {exc}", file=sys.stderr)
-        return 3  # not 1 (an invariant failed) nor 2 (bad input): the search itself could not finish
     finally:
         if bar is not None:
             bar.close()

@@ -46,6 +46,17 @@ class RunInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted: the run in {run_dir} is unfinished")
 
 
+class WorkersFailed(RuntimeError):
+    """A worker process of a local pool died (killed, out of memory, a crash in C): what it ran has no result.
+
+    The pool raises it in place of ``BrokenProcessPool``; the CLI turns it into one line and exit 3 (neither a
+    finding, 1, nor bad input, 2): a sweep keeps its finished cells, a chaos search concluded nothing.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"a worker process died ({type(cause).__name__}: {cause})")
+
+
 class AgentError(Exception):
     """Base of every error the agent handles at run time.
 

@@ -10,7 +10,8 @@ import pytest
 
 import agentlab.testing.search as search_module
 from agentlab.cli import main
-from agentlab.testing.search import WorkersFailed, search
+from agentlab.errors import WorkersFailed
+from agentlab.testing.search import search
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "fixtures/suites/support.yaml")
@@ -58,9 +59,8 @@ def test_workers_below_one_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[
 
 def _dying_check(dies_at: int, task, cross_run):  # type: ignore[no-untyped-def]
     """The real check, except that the worker given the ``dies_at``-th distinct case exits at once, as one the kernel
-    killed would. Module-level and bound with a partial, so the pool can pickle it: under pytest (nbval has imported
-    ipykernel) the workers come from a forkserver, not forked from this process, and would not see a patched global.
-    """
+    killed would. Module-level and bound with a partial, so the pool can pickle it whatever its start method (a
+    forkserver's workers would not see a patched global)."""
     if task[0] == dies_at:
         os._exit(1)
     return _real_check(task, cross_run)

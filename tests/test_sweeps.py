@@ -322,3 +322,32 @@ def test_inside_a_real_jupyter_kernel_pools_use_forkserver() -> None:
     out = subprocess.run([sys.executable, "-c", drive], capture_output=True, text=True, timeout=300, check=True).stdout
     expected = "forkserver" if sys.platform.startswith("linux") else "spawn"
     assert out.split() == ["True", expected]
+
+
+def _dying_cell(dies_at: int, task: Any) -> Any:
+    """A cell's real run, except that the worker given cell ``dies_at`` exits at once, as one the kernel killed
+    would (module-level and bound with a partial, so the pool can pickle it)."""
+    from agentlab.sweeps.work import run_cell
+
+    if task.index == dies_at:
+        os._exit(1)
+    return run_cell(task)
+
+
+def test_a_dead_worker_is_one_line_and_exit_3_and_the_sweep_continues(
+    reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import functools
+
+    import agentlab.sweeps.runner as sweep_runner
+
+    spec, out = str(small_spec(tmp_path)), str(tmp_path / "out")
+    with monkeypatch.context() as patched:
+        patched.setattr(sweep_runner, "run_cell", functools.partial(_dying_cell, 7))
+        assert main(["sweep", spec, "--out", out, "--workers", "2", "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("agentlab: error: sweep: a worker process died (BrokenProcessPool") and err.count("\n") == 1
+    assert not (tmp_path / "out" / "results.parquet").exists()
+    again = run_sweep(spec, out=out, executor=ProcessPool(2), progress=False)
+    assert again.cells_run + again.cells_kept == 8
+    assert files_of(tmp_path / "out") == files_of(reference)

@@ -12,9 +12,10 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
-from agentlab.errors import InputError
+from agentlab.errors import InputError, WorkersFailed
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,7 +86,10 @@ class ProcessPool:
     def submit(self, fn: Callable[[T], R], task: T) -> Future[R]:
         """One task, started at once: for a caller that makes its tasks while the pool works (chaos search)."""
         assert self._pool is not None, "use the pool inside `with`"
-        return self._pool.submit(fn, task)
+        try:
+            return self._pool.submit(fn, task)
+        except BrokenProcessPool as exc:  # a worker died since the last task was handed out
+            raise WorkersFailed(exc) from None
 
 
 def start_method() -> str:
@@ -107,12 +111,16 @@ def in_jupyter_kernel() -> bool:
 
 def as_completed(pending: set[Any]) -> Iterator[Any]:
     """Results as they finish; the first failure, or closing the iterator, cancels what has not started (a
-    failure is raised)."""
+    failure is raised; a dead worker's broken pool as :class:`~agentlab.errors.WorkersFailed`)."""
     try:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    raise WorkersFailed(exc) from None
+                yield result
     finally:
         for future in pending:
             future.cancel()

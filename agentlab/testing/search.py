@@ -18,9 +18,8 @@ summed from the pool's results.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,23 +29,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from agentlab.errors import WorkersFailed
 from agentlab.sweeps.executors import ProcessPool, as_completed, start_method
 from agentlab.testing.case import ChaosCase
 from agentlab.testing.harness import CaseResult, ChaosHarness, InvariantViolated
 from agentlab.testing.mutants import mutant as apply_mutant
 from agentlab.testing.strategies import chaos_cases
-
-
-class WorkersFailed(RuntimeError):
-    """A worker process of ``--workers`` died (killed, out of memory, a crash in C): the search concluded nothing.
-
-    Raised outside hypothesis, so it is not shrunk and reported as if a chaos case had failed."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(
-            f"a worker process died while checking cases ({type(cause).__name__}: {cause}); nothing was concluded: "
-            "run again, or with --workers 1 to check every case in this process"
-        )
 
 
 @dataclass
@@ -183,7 +171,7 @@ def _check_on_pool(
     futures: dict[str, Future[tuple[int, CaseResult]]] = {}  # by case, in generation order, each case once
     # Forked workers inherit the parent's imports, loaded suites and an active mutant (search() keeps a mutant
     # search on one process where workers would not be forked).
-    broken: list[BrokenProcessPool] = []
+    broken: list[WorkersFailed] = []
     with ProcessPool(workers) as pool:
 
         def submit(case: ChaosCase) -> None:
@@ -192,18 +180,18 @@ def _check_on_pool(
             if key not in futures and not broken:
                 try:
                     futures[key] = pool.submit(check, (len(futures), case))
-                except BrokenProcessPool as exc:  # raised inside hypothesis, it would be shrunk as a failing case
+                except WorkersFailed as exc:  # raised inside hypothesis, it would be shrunk as a failing case
                     broken.append(exc)
 
         run(submit)
         if broken:
-            raise WorkersFailed(broken[0])
+            raise broken[0]
         keys = list(futures)
         results: dict[str, CaseResult] = {}
         first_failure = len(keys)
         outstanding = set(range(len(keys)))
         with closing(as_completed(set(futures.values()))) as finished:  # closed: the rest are cancelled
-            for i, result in _surviving(finished):
+            for i, result in finished:
                 outstanding.discard(i)
                 results[keys[i]] = result
                 if result.violations:
@@ -213,11 +201,3 @@ def _check_on_pool(
                 if all(j >= first_failure for j in outstanding):  # the search never reaches the rest
                     break
     return results
-
-
-def _surviving(results: Iterator[tuple[int, CaseResult]]) -> Iterator[tuple[int, CaseResult]]:
-    """The pool's results, a dead worker's broken pool raised as :class:`WorkersFailed`."""
-    try:
-        yield from results
-    except BrokenProcessPool as exc:
-        raise WorkersFailed(exc) from None
