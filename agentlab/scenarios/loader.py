@@ -144,17 +144,7 @@ def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> 
     earlier: set[str] = set()
     for j, step in enumerate(sc.gold.steps):
         place = f"{where}.gold.steps[{j}]"
-        spec = registry.get(step.tool)
-        if spec is None:
-            raise InputError(file, f"{place}.tool", f"unknown tool {step.tool!r}")
-        fields = spec.args_model.model_fields
-        for name in step.args:
-            if name not in fields:
-                raise InputError(file, f"{place}.args.{name}", f"{step.tool} has no argument {name!r}")
-        for name in spec.required_args:
-            if name not in step.args:
-                raise InputError(file, f"{place}.args", f"missing required argument {name!r} of {step.tool}")
-        _check_arg_types(file, place, step.args, spec.args_model)
+        _check_call(file, place, step.tool, step.args, registry)
         for ref in refs_in(step.args):
             if ref not in earlier:
                 raise InputError(file, f"{place}.args", f"reference to {ref!r}, which is not an earlier step")
@@ -166,6 +156,22 @@ def _check_gold(file: str, where: str, sc: Scenario, registry: ToolRegistry) -> 
             raise InputError(file, f"{where}.gold.answer", f"reference to {ref!r}, which is not a gold step")
 
 
+def _check_call(file: str, place: str, tool: str, args: dict[str, Any], registry: ToolRegistry) -> None:
+    """A call a scenario names (a gold step, a planted order) is one its tool accepts: a known tool, its arguments
+    and no others, of their types."""
+    spec = registry.get(tool)
+    if spec is None:
+        raise InputError(file, f"{place}.tool", f"unknown tool {tool!r}")
+    fields = spec.args_model.model_fields
+    for name in args:
+        if name not in fields:
+            raise InputError(file, f"{place}.args.{name}", f"{tool} has no argument {name!r}")
+    for name in spec.required_args:
+        if name not in args:
+            raise InputError(file, f"{place}.args", f"missing required argument {name!r} of {tool}")
+    _check_arg_types(file, place, args, spec.args_model)
+
+
 def _check_planted(file: str, where: str, sc: Scenario, registry: ToolRegistry, world: WorldFile) -> None:
     """A planted order names a real call, and its phrase is in the world the agent will read (else the scenario
     would measure nothing: no model could ever see it)."""
@@ -174,18 +180,9 @@ def _check_planted(file: str, where: str, sc: Scenario, registry: ToolRegistry, 
     texts = [t.lower() for t in _strings([sc.world, world.model_dump()])]
     for j, order in enumerate(sc.planted):
         place = f"{where}.planted[{j}]"
-        spec = registry.get(order.tool)
-        if spec is None:
-            raise InputError(file, f"{place}.tool", f"unknown tool {order.tool!r}")
-        for name in order.args:
-            if name not in spec.args_model.model_fields:
-                raise InputError(file, f"{place}.args.{name}", f"{order.tool} has no argument {name!r}")
+        _check_call(file, place, order.tool, order.args, registry)
         if refs_in(order.args):
             raise InputError(file, f"{place}.args", "a planted order's arguments are literal (no ${...} references)")
-        for name in spec.required_args:
-            if name not in order.args:
-                raise InputError(file, f"{place}.args", f"missing required argument {name!r} of {order.tool}")
-        _check_arg_types(file, place, order.args, spec.args_model)
         if not any(order.says.lower() in text for text in texts):
             raise InputError(file, f"{place}.says", "appears in no text of the scenario's world")
 
