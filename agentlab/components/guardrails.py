@@ -18,6 +18,7 @@ Every trigger is a ``guardrail`` event.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -92,18 +93,13 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ -]?)?(?:\(?\d{3}\)?[ -]?)?\d{3}[ -]\d{4}\b")
 _DIGIT = re.compile(r"\d")  # the same digits the patterns above mean by \d
 _MIN_DIGITS = {"card_number": 13, "ssn": 9, "phone": 7}  # the fewest digits each pattern above can match
-_FEWEST_DIGITS: dict[frozenset[str], int] = {}  # per set of redacted kinds, the least of their _MIN_DIGITS
 _ASCII_DIGITS = b"0123456789"
 
 
+@functools.cache
 def _fewest_digits(kinds: frozenset[str]) -> int:
-    """The fewest digits any of ``kinds`` can match (memoised per frozenset: asked on every answer)."""
-    fewest = _FEWEST_DIGITS.get(kinds) if isinstance(kinds, frozenset) else None
-    if fewest is None:
-        fewest = min((_MIN_DIGITS[k] for k in kinds if k in _MIN_DIGITS), default=1 << 30)
-        if isinstance(kinds, frozenset):
-            _FEWEST_DIGITS[kinds] = fewest
-    return fewest
+    """The fewest digits any of ``kinds`` can match (asked on every answer, so cached per set of kinds)."""
+    return min((_MIN_DIGITS[k] for k in kinds if k in _MIN_DIGITS), default=1 << 30)
 
 
 def _count_digits(text: str) -> int:
@@ -208,7 +204,7 @@ class Guardrails:
         # safe bound for every pattern. An answer with fewer digits than the least any configured kind needs
         # (and no "@", if emails are redacted) returns here: one digit count, no scan (support-5's answer).
         n_digits = _count_digits(text)
-        if n_digits < _fewest_digits(kinds) and not ("email" in kinds and "@" in text):
+        if n_digits < _fewest_digits(frozenset(kinds)) and not ("email" in kinds and "@" in text):
             return text
         found: list[str] = []
         possible = {kind: n_digits >= fewest for kind, fewest in _MIN_DIGITS.items()} | {"email": "@" in text}
