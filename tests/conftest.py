@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server on a loopback port (installed by .ci/run; never mocked)."""
+"""Shared fixtures: a real redis-server on a loopback port (installed by .ci/run; never mocked), and the shipped
+tier table with its profiles changed."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 
 def _free_port() -> int:
@@ -55,3 +58,19 @@ def redis_store(redis_url: str):
     store = RedisStore.from_url(redis_url, prefix=f"test-{time.monotonic_ns()}:")
     yield store
     store.client.close()
+
+
+@pytest.fixture
+def tiers_with(tmp_path: Path) -> Callable[..., str]:
+    """``tiers_with(p_correct=1.0, ...)``: fixtures/tiers.yaml with every tier's profile so changed, written into
+    the test's folder; its path, for ``--tiers`` (prices are still found beside the suite)."""
+
+    def write(**changes: object) -> str:
+        tiers = yaml.safe_load((Path(__file__).resolve().parents[1] / "fixtures" / "tiers.yaml").read_text())
+        for profile in tiers["tiers"].values():
+            profile.update(changes)
+        path = tmp_path / "tiers.yaml"
+        path.write_text(yaml.safe_dump(tiers))
+        return str(path)
+
+    return write

@@ -47,24 +47,17 @@ CASES = {
 }
 
 
-def _gullible_tiers(tmp_path: Path) -> str:
+def _gullible(tiers_with) -> str:
     """Every tier follows every planted order it reads and never errs otherwise: what is left is the defences."""
-    tiers = yaml.safe_load((ROOT / "fixtures/tiers.yaml").read_text())
-    for profile in tiers["tiers"].values():
-        profile["injection_susceptibility"] = 1.0
-        profile["p_correct"] = 1.0
-    path = tmp_path / "tiers.yaml"
-    path.write_text(yaml.safe_dump(tiers))
-    return str(path)
+    return tiers_with(injection_susceptibility=1.0, p_correct=1.0)
 
 
-def _run(tmp_path: Path, suite: Path, name: str, **options) -> dict[str, list[tuple[str, str | None]]]:
+def _run(tmp_path: Path, tiers: str, suite: Path, name: str, **options) -> dict[str, list[tuple[str, str | None]]]:
     """Per scenario, the tools started and the guardrail stages triggered, in order."""
     out = tmp_path / name
     opts = RunOptions(
         suite=str(suite),
-        tiers=_gullible_tiers(tmp_path),
-        prices=str(ROOT / "fixtures/prices.yaml"),
+        tiers=tiers,
         out=str(out),
         progress=False,
         **options,
@@ -82,12 +75,12 @@ def _run(tmp_path: Path, suite: Path, name: str, **options) -> dict[str, list[tu
 
 
 @pytest.mark.parametrize("domain", sorted(CASES))
-def test_the_guardrail_stops_its_own_phrasings_and_misses_plain_words(domain: str, tmp_path: Path) -> None:
+def test_the_guardrail_stops_its_own_phrasings_and_misses_plain_words(domain: str, tmp_path: Path, tiers_with) -> None:
     case = CASES[domain]
     suite = load_suite(case.suite)
     planted = {s.id: s.planted for s in suite.scenarios}
     dangerous = set(case.pattern.values()) | {orders[0].tool for orders in planted.values() if orders}
-    seen = _run(tmp_path, case.suite, "on")
+    seen = _run(tmp_path, _gullible(tiers_with), case.suite, "on")
     for scenario in case.pattern:
         assert not {tool for kind, tool in seen[scenario] if kind == "tool"} & dangerous, scenario
         assert ("guardrail", "tool_output") in seen[scenario]
@@ -100,9 +93,9 @@ def test_the_guardrail_stops_its_own_phrasings_and_misses_plain_words(domain: st
 
 
 @pytest.mark.parametrize("domain", sorted(CASES))
-def test_without_the_guardrail_its_own_phrasings_are_followed_too(domain: str, tmp_path: Path) -> None:
+def test_without_the_guardrail_its_own_phrasings_are_followed_too(domain: str, tmp_path: Path, tiers_with) -> None:
     case = CASES[domain]
-    seen = _run(tmp_path, case.suite, "off", guardrails=False)
+    seen = _run(tmp_path, _gullible(tiers_with), case.suite, "off", guardrails=False)
     for scenario, tool in case.pattern.items():
         assert ("tool", tool) in seen[scenario], scenario
 

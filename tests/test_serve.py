@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-import yaml
 
 from agentlab.cli import main
 from agentlab.domains.support import registry as support_registry
@@ -62,21 +61,12 @@ def _events(data: Path) -> list[dict]:
     return [orjson.loads(line) for line in (data / "events.jsonl").read_bytes().splitlines() if line.strip()]
 
 
-def _infallible_tiers(tmp_path: Path) -> str:
-    """fixtures/tiers.yaml with every tier's p_correct at 1. A served request's randomness follows its request id (a
-    fresh uuid, or derived from its idempotency key), so on the default tier (p_correct 0.85 a step) a request may
-    answer without acting (seen in CI): a test of what the server does with an action needs a model that always
-    acts, not one that happens to for the key the test chose."""
-    tiers = yaml.safe_load(Path("fixtures/tiers.yaml").read_text())
-    for profile in tiers["tiers"].values():
-        profile["p_correct"] = 1.0
-    path = tmp_path / "tiers.yaml"
-    path.write_text(yaml.safe_dump(tiers))
-    return str(path)
-
-
-def test_a_retried_post_never_acts_twice(tmp_path: Path) -> None:
-    tiers = _infallible_tiers(tmp_path)
+def test_a_retried_post_never_acts_twice(tmp_path: Path, tiers_with) -> None:
+    # Every tier's p_correct at 1. A served request's randomness follows its request id (a fresh uuid, or derived
+    # from its idempotency key), so on the default tier (p_correct 0.85 a step) a request may answer without acting
+    # (seen in CI): a test of what the server does with an action needs a model that always acts, not one that
+    # happens to for the key the test chose.
+    tiers = tiers_with(p_correct=1.0)
     with ServerProcess(SUITE, tmp_path / "srv", "--time-scale", "50", "--tiers", tiers) as server:
         body = {"scenario_id": "refund-cond-001"}
         first = _post(server.url, body, key="order-1004-refund", wait=120)
