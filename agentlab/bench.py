@@ -48,11 +48,10 @@ from agentlab.components.guardrails import Guardrails
 from agentlab.components.memory import MemoryManager
 from agentlab.components.messages import AgentRequest
 from agentlab.components.permissions import PermissionsGate
-from agentlab.components.policy import load_policy
 from agentlab.components.recovery import RecoveryHandler
 from agentlab.components.routing import Cascade
 from agentlab.domains import support
-from agentlab.domains.support.bench5 import BENCH_USER, ScriptedModel, answer, bench_tools, script
+from agentlab.domains.support.bench5 import BENCH_POLICY, BENCH_USER, ScriptedModel, answer, bench_tools, script
 from agentlab.errors import InputError
 from agentlab.faults.injector import FaultInjector
 from agentlab.faults.plan import FaultPlan, load_fault_plan
@@ -102,11 +101,14 @@ def run_support5(
     extra: dict[str, Any] = {}
     audit = None
     if safety:
-        policy = load_policy(Path(__file__).resolve().parents[1] / "fixtures/policies/support.yaml")
         audit = AuditLog(trace_path.parent / "audit.sqlite", run_id="bench-support-5")
         extra = {
             "gate": PermissionsGate(
-                bench_tools, policy=policy, constraints=support.CONSTRAINTS, resources=support.resource_of, audit=audit
+                bench_tools,
+                policy=BENCH_POLICY,
+                constraints=support.CONSTRAINTS,
+                resources=support.resource_of,
+                audit=audit,
             ),
             "guardrails": Guardrails(),
             "routing": Cascade(),

@@ -27,6 +27,24 @@ def test_safety_workload_runs_every_component_and_leaves_a_complete_audit_log(tm
     assert [r["kind"] for r in rows].count("permission") == 15
 
 
+def test_the_safety_workload_gates_with_the_support_policy_and_needs_no_checkout(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``--safety``'s policy is written into the workload (an installed package has no fixtures) and is the support
+    fixture's: a change to either fails here, so the benchmark never changes by accident."""
+    from agentlab.components.policy import load_policy
+    from agentlab.domains.support.bench5 import BENCH_POLICY
+
+    fixture = load_policy(Path(__file__).parents[1] / "fixtures/policies/support.yaml")
+    assert fixture.model_dump() == BENCH_POLICY.model_dump()
+
+    def no_files(path: Path) -> Any:
+        raise AssertionError(f"the benchmark read {path}")
+
+    monkeypatch.setattr("agentlab.yamlfile.read_yaml", no_files)  # as in an installed package: no fixtures to read
+    assert run_support5(2, tmp_path / "events.jsonl", safety=True)["completed"] == 2
+
+
 def test_serve_workload_does_its_three_phases() -> None:
     """A small ``bench --workload serve``: real requests answered, the overload phase ran, the server was really
     killed mid-request and every request still finished once (figures are not asserted: no timed tests)."""

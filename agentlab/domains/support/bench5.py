@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from agentlab.components.messages import User
+from agentlab.components.policy import Policy, Rule
 from agentlab.llm.types import ModelRequest, ModelResponse, ToolCall, Usage
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
@@ -47,6 +48,23 @@ async def log_note(ctx: ToolContext, text: str) -> dict[str, Any]:
     """Log a note."""
     return {"ok": True}
 
+
+# The policy ``--safety`` gates with: fixtures/policies/support.yaml, written here rather than read from the file, so
+# that an installed package (which has no fixtures) can run the benchmark and a fixture edit cannot silently change
+# it (a test holds the two equal). support-5's user is a senior; its refund stays under the approval limit.
+BENCH_POLICY = Policy(
+    default="deny",
+    approval_limit_usd=100,
+    rules=(
+        Rule(role="viewer", tool="*", resource="*", effect="allow", reason="viewers are limited by their tool ACLs"),
+        Rule(role="*", tool="escalate_to_human", effect="allow"),
+        Rule(role="agent", tool="*", effect="allow"),
+        Rule(role="senior", tool="*", effect="allow"),
+        Rule(role="customer", tool="lookup_order", effect="allow"),
+        Rule(role="customer", tool="kb_search", effect="allow"),
+        Rule(role="customer", tool="create_ticket", effect="allow"),
+    ),
+)
 
 BENCH_USER = User(id="U-bench", role="senior", permissions=frozenset(s for t in bench_tools for s in t.permissions))
 
