@@ -125,7 +125,7 @@ def test_summary_delta_and_options(runs: dict[str, Path], page: str) -> None:
     assert row(page, "success rate") == [
         fmt_pct(rate["on"]),
         fmt_pct(rate["off"]),
-        fmt_delta("pct", rate["off"] - rate["on"]),
+        fmt_delta("pct", rate["on"], rate["off"]),
     ]
     cost = {
         n: sum(e.get("cost_usd", 0.0) for e in events(runs[n]) if e["kind"] in ("model_call", "tool_call_end"))
@@ -134,7 +134,7 @@ def test_summary_delta_and_options(runs: dict[str, Path], page: str) -> None:
     assert row(page, "total cost") == [
         fmt_usd(cost["on"]),
         fmt_usd(cost["off"]),
-        fmt_delta("usd", cost["off"] - cost["on"]),
+        fmt_delta("usd", cost["on"], cost["off"]),
     ]
     assert "Δ off − on" in summary
     options = page[page.index('id="options"') :]
@@ -195,3 +195,29 @@ def test_one_run_shows_the_options_it_set(runs: dict[str, Path]) -> None:
     for hidden in ("force", "out", "progress"):  # set away from their defaults, but they change no figure
         assert not row_exists(options, hidden)
     assert 'id="resilience"' not in page  # nothing to compare
+
+
+def test_a_delta_is_the_difference_of_the_figures_as_shown() -> None:
+    # $0.0024 and $0.0027: a reader subtracts to +$0.0003, though the unrounded costs differ by $0.00022.
+    assert fmt_delta("usd", 0.00244, 0.00266) == "+$0.0003"
+    assert fmt_delta("usd", 0.00241, 0.00239) == "="  # both read $0.0024
+    assert fmt_delta("pct", 0.12345, 0.12355) == "+0.1 pts"  # 12.3 % and 12.4 %
+    assert fmt_delta("seconds", 0.4124, 0.4136) == "+0.002 s"  # 0.412 s and 0.414 s (unrounded: +0.0012)
+    assert fmt_delta("seconds", 9.0, 12.34) == "+3.3 s"  # as precise as the coarser figure (12.3 s)
+    assert fmt_delta("count", 3, 5) == "+2"
+
+
+def test_every_summary_delta_agrees_with_its_two_cells(page: str) -> None:
+    summary = page[page.index('id="summary"') : page.index('id="options"')]
+    checked = 0
+    for label in ("total cost", "cost per success", "success rate"):
+        first, other, delta = row(summary, label)
+        number = re.compile(r"-?\$?(-?[\d,]+\.\d+)")
+        a, b = (float(number.search(c).group(1).replace(",", "")) for c in (first, other))  # type: ignore[union-attr]
+        if delta == "=":
+            assert first == other
+        else:
+            shown = float(number.search(delta).group(1).replace(",", ""))  # type: ignore[union-attr]
+            assert abs(abs(b - a) - shown) < 1e-9 and (delta.startswith("+") == (b > a))
+        checked += 1
+    assert checked == 3

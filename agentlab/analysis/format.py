@@ -36,14 +36,31 @@ def fmt_count(value: float | None) -> str:
     return "—" if _missing(value) else f"{int(value):,d}"
 
 
-def fmt_delta(kind: str, diff: float) -> str:
-    """A difference in the unit of its figure: 'pct' (points), 'usd', 'seconds' or 'count'."""
+def _shown(kind: str, value: float) -> float:
+    """``value`` as its cell shows it ('pct' in points), read back: what a reader subtracts."""
+    if kind == "pct":
+        return float(f"{value * 100:.1f}")
+    if kind == "usd":
+        return float(f"{value:.4f}")
+    if kind == "seconds":
+        return float(f"{value:.3f}") if abs(value) < 10 else float(f"{value:.1f}")
+    return float(int(value))
+
+
+def fmt_delta(kind: str, first: float, other: float) -> str:
+    """``other`` − ``first`` in the unit of their figure: 'pct' (points), 'usd', 'seconds' or 'count'.
+
+    The difference of the two figures as their cells show them, so that a reader's own subtraction agrees with it:
+    $0.0024 and $0.0027 differ by +$0.0003, even where the unrounded costs differ by $0.00035 (which would read
+    +$0.0004). Figures that show the same read '='."""
+    a, b = _shown(kind, first), _shown(kind, other)
+    diff = b - a
     if diff == 0:
         return "="
     if kind == "pct":
-        return f"{diff * 100:+.1f} pts"
+        return f"{diff:+.1f} pts"
     if kind == "usd":
         return f"{'+' if diff > 0 else '-'}${abs(diff):,.4f}"
-    if kind == "seconds":
-        return f"{diff:+,.3f} s" if abs(diff) < 10 else f"{diff:+,.1f} s"
+    if kind == "seconds":  # as precise as the coarser of the two figures
+        return f"{diff:+,.3f} s" if max(abs(first), abs(other)) < 10 else f"{diff:+,.1f} s"
     return f"{int(diff):+,d}"

@@ -100,7 +100,7 @@ def _delta(key: str, kind: str, first: Any, other: Any) -> str:
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (first, other))
     if not numeric or kind == "text":
         return "=" if first == other else "differs"
-    return fmt_delta(kind, other - first)
+    return fmt_delta(kind, first, other)
 
 
 def _figures(run: Run) -> dict[str, Any]:
