@@ -15,7 +15,7 @@ from agentlab.components.evaluator import Evaluator
 from agentlab.components.messages import AgentRequest, User
 from agentlab.components.policy import Policy
 from agentlab.faults.injector import FaultInjector
-from agentlab.runs.grading import expected_state, repeated_effects, unauthorized_effects
+from agentlab.runs.grading import ExpectedState, expected_state, repeated_effects, unauthorized_effects
 from agentlab.scenarios.model import Scenario, Suite
 from agentlab.sim.clock import Clock
 from agentlab.sim.rng import RngTree
@@ -39,7 +39,7 @@ class Simulation:
     tier: str
     injector: FaultInjector | None
     non_idempotent: frozenset[str]
-    expected: dict[str, dict[str, Any]]
+    expected: dict[str, ExpectedState]
     world_path: Path | None = None  # the in-flight episode's world, on disk so a kill cannot lose it
     policy: Policy | None = None
 
@@ -101,10 +101,11 @@ async def run_episode(
             tags={"scenario_id": scenario.id, "episode_id": episode_id},
         )
         response = await agent.handle(request, episode_id=episode_id, env=world)
+        expected = sim.expected[scenario.id]
         grade = Evaluator.grade(
             answer=response.text,
-            end_state=world.snapshot(),
-            expected_state=sim.expected[scenario.id],
+            end_state=expected.end_state_of(world),
+            expected_state=expected.snapshot,
             answer_contains=scenario.expect.answer_contains,
             answer_excludes=scenario.expect.answer_excludes,
         )

@@ -4,6 +4,7 @@ world's ledger says went wrong: effects applied twice, effects the user was not 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,10 +19,23 @@ from agentlab.tools.registry import ToolRegistry
 from agentlab.world.store import World, WorldTemplate
 
 
+@dataclass(frozen=True)
+class ExpectedState:
+    """A scenario's expected end state: its rows as stored (:meth:`World.rows`) and its snapshot."""
+
+    rows: dict[str, list[tuple[Any, ...]]]
+    snapshot: dict[str, list[dict[str, Any]]]
+
+    def end_state_of(self, world: World) -> dict[str, list[dict[str, Any]]]:
+        """``world``'s snapshot, to grade against :attr:`snapshot`: read as rows first, and taken only if they differ
+        (equal rows make an equal snapshot; most episodes' worlds end as expected)."""
+        return self.snapshot if world.rows() == self.rows else world.snapshot()
+
+
 async def expected_state(
     scenario: Scenario, template: WorldTemplate, registry: ToolRegistry, *, source: str = "suite"
-) -> dict[str, Any]:
-    """Run the gold steps directly (no agent, no latency, no faults) and snapshot the end state.
+) -> ExpectedState:
+    """Run the gold steps directly (no agent, no latency, no faults) and record the end state.
 
     The loader checks the gold plan's tools, arguments and references; what only running it can show (a
     reference resolving to a value of the wrong type, a step the tool refuses) is the suite's fault too, so it is
@@ -29,7 +43,7 @@ async def expected_state(
     world = World.from_template(template, scenario.world, simulate_io=False)
     try:
         if scenario.expect.world == "unchanged":
-            return world.snapshot()
+            return ExpectedState(world.rows(), world.snapshot())
         results: dict[str, Any] = {}
         for j, step in enumerate(scenario.gold.steps):
             spec = registry[step.tool]
@@ -40,7 +54,7 @@ async def expected_state(
                 problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
                 place = f"scenarios ({scenario.id}).gold.steps[{j}]"
                 raise InputError(source, place, f"the gold plan fails: {problem}") from None
-        return world.snapshot()
+        return ExpectedState(world.rows(), world.snapshot())
     finally:
         world.close()
 

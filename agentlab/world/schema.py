@@ -80,6 +80,18 @@ class WorldSchema:
         fields: dict[str, Any] = {table: (list[model], []) for table, model in self.tables.items()}
         self.spec_model: type[WorldFile] = create_model(name, __base__=WorldFile, **fields)
         self.spec_model.world_schema = self
+        self._state_queries: dict[frozenset[str], tuple[tuple[str, tuple[str, ...], str], ...]] = {}
+
+    def state_queries(self, ignore: frozenset[str]) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+        """(table, columns, SELECT) for each state table: its columns but ``ignore``'s, rows by id (made once)."""
+        queries = self._state_queries.get(ignore)
+        if queries is None:
+            queries = self._state_queries[ignore] = tuple(
+                (table, cols, f"SELECT {', '.join(cols)} FROM {table} ORDER BY id")
+                for table in self.state_tables
+                for cols in [tuple(c for c in self.tables[table].model_fields if c not in ignore)]
+            )
+        return queries
 
     @staticmethod
     def _create(table: str, model: type[Row]) -> str:
