@@ -60,6 +60,9 @@ def test_every_summary_figure_comes_from_the_events(run) -> None:
     assert sum(s["llm_calls_by_tier"].values()) == len(model)
     assert s["tool_calls"] == len(tools)
     assert s["tool_failures"] == int((~tools.ok.astype(bool)).sum())
+    failed = tools[~tools.ok.astype(bool)].episode_id.value_counts()
+    per_episode = eps.set_index("episode_id").tool_failures
+    assert per_episode.sum() == failed.sum() > 0 and all(per_episode[e] == n for e, n in failed.items())
     assert s["total_cost_usd"] == pytest.approx(model.cost_usd.sum() + tools.cost_usd.sum(), abs=1e-5)
     assert sum(s["cost_by_tier"].values()) == pytest.approx(model.cost_usd.sum(), abs=1e-5)
     assert s["sim_seconds"] == pytest.approx(ev.t.max() - ev.t.min(), abs=1e-5)

@@ -51,7 +51,8 @@ def episodes_frame(events: pd.DataFrame) -> pd.DataFrame:
     by_ep = events.groupby("episode_id")
     kind = events["kind"]
     model = events[kind == "model_call"].groupby("episode_id")
-    tools = events[kind == "tool_call_end"].groupby("episode_id")
+    tool_ends = events[kind == "tool_call_end"]
+    tools = tool_ends.groupby("episode_id")
     out = pd.DataFrame(index=graded.index)
     for col in ("scenario_id", "category", "epoch", "success", "world_ok", "answer_ok", "status"):
         out[col] = graded[col]
@@ -61,7 +62,7 @@ def episodes_frame(events: pd.DataFrame) -> pd.DataFrame:
     out["output_tokens"] = model["output_tokens"].sum()
     out["llm_calls"] = model.size()
     out["tool_calls"] = tools.size()
-    out["tool_failures"] = tools["ok"].apply(lambda s: int((~s.astype(bool)).sum()))
+    out["tool_failures"] = (~tool_ends["ok"].astype(bool)).groupby(tool_ends["episode_id"]).sum()  # no call per episode
     out["retries"] = events[kind == "retry"].groupby("episode_id").size()
     out["sim_seconds"] = by_ep["t"].max() - by_ep["t"].min()
     numeric = [
