@@ -435,6 +435,39 @@ def test_grading_reads_rows_first_and_snapshots_only_a_world_that_differs(templa
         w.close()
 
 
+def test_a_lent_copy_comes_back_as_the_template_whatever_the_episode_left_open() -> None:
+    """In-memory worlds reuse their template's copies: each closed world's changes are undone, including a
+    transaction it left open, so the next world (and its ledger's numbering) starts exactly as a fresh copy."""
+    template = build_template(SPEC)
+    fresh = sqlite3.connect(":memory:")
+    template.backup(fresh)
+    pristine = {t: fresh.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in ("orders", "effects")}
+    fresh.close()
+
+    first = World.from_template(template, {"orders": [{"id": "ORD-1", "status": "delivered"}]}, simulate_io=False)
+    call(first, "issue_refund", order_id="ORD-1", amount=10.0)
+    first.conn.execute("SAVEPOINT left_open")  # an episode that ended mid-transaction
+    first.execute("UPDATE products SET stock = 0")
+    lent = first.conn
+    first.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # a closed world cannot reach the copy it had
+        first.one("SELECT 1")
+
+    second = World.from_template(template, simulate_io=False)
+    assert second.conn is lent  # the same copy, lent again
+    for table, rows in pristine.items():
+        assert [tuple(r.values()) for r in second.all(f"SELECT * FROM {table} ORDER BY rowid")] == rows
+    assert second.one("SELECT MIN(stock) AS s FROM products")["s"] > 0  # type: ignore[index]
+    call(second, "issue_refund", order_id="ORD-1", amount=10.0)
+    assert [e["seq"] for e in second.effects()] == [1]  # the ledger numbers from 1 again
+
+    third = World.from_template(template, simulate_io=False)  # open beside the second: a copy of its own
+    assert third.conn is not second.conn and third.effects() == []
+    second.close()
+    third.close()
+    template.close()
+
+
 def test_world_now_reads_the_clock() -> None:
     class FixedClock:
         def now(self) -> float:
