@@ -465,6 +465,15 @@ def test_a_lent_copy_comes_back_as_the_template_whatever_the_episode_left_open()
     assert third.conn is not second.conn and third.effects() == []
     second.close()
     third.close()
+
+    committed = World.from_template(template, simulate_io=False)
+    call(committed, "issue_refund", order_id="ORD-1", amount=10.0)
+    spoiled = committed.conn
+    spoiled.commit()  # ends the outer savepoint too: this copy cannot be undone
+    committed.close()
+    fourth = World.from_template(template, simulate_io=False)
+    assert fourth.conn is not spoiled and fourth.effects() == []
+    fourth.close()
     template.close()
 
 

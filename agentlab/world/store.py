@@ -106,10 +106,17 @@ class WorldTemplate:
         return conn
 
     def take_back(self, conn: sqlite3.Connection) -> None:
-        """Undo everything done to a lent copy (open inner savepoints included) and keep it for the next world."""
-        conn.execute(f"ROLLBACK TO {_LENT}")
-        conn.execute(f"RELEASE {_LENT}")
-        self._spare.append(conn)
+        """Undo everything done to a lent copy (open inner savepoints included) and keep it for the next world.
+
+        A copy whose outer savepoint is gone (a tool called ``conn.commit()``, which ends every savepoint) holds
+        changes nothing can undo: it is closed instead, and the next world gets a fresh copy."""
+        try:
+            conn.execute(f"ROLLBACK TO {_LENT}")
+            conn.execute(f"RELEASE {_LENT}")
+        except sqlite3.OperationalError:  # no such savepoint
+            conn.close()
+        else:
+            self._spare.append(conn)
 
     def close(self) -> None:
         for conn in self._spare:
