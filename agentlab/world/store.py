@@ -5,9 +5,10 @@ Each episode gets its own database, copied page-by-page from a template built on
 when the run is checkpointed, so that side effects survive a killed process. An in-memory copy is
 lent, not thrown away: the episode runs inside one outer savepoint, and closing its world rolls that
 back and returns the copy to the template for the next episode, so the copy keeps its parsed schema
-and prepared statements (a fresh connection spends more on those than on the episode's own queries). Every side effect a
-tool applies is also appended to the ``effects`` ledger — the world's own record, which later
-checks (duplicate side effects, unauthorized calls) read instead of trusting the agent.
+and prepared statements (a fresh connection spends more on those than on the episode's own queries).
+
+Every side effect a tool applies is also appended to the ``effects`` ledger — the world's own record,
+which later checks (duplicate side effects, unauthorized calls) read instead of trusting the agent.
 
 In a file-backed world (``World.persisted``, a run with durable worlds) every tool call's outcome
 also goes to the ``journal``, in the same transaction as its effects, keyed by (call id, tool,
@@ -35,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -416,13 +417,15 @@ class World:
                             row["id"],
                         )
 
-    def _state(self, ignore: frozenset[str] | None) -> Iterator[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    def _state(self, ignore: Iterable[str] | None) -> Iterator[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples: no dict per row
-        for table, cols, sql in self.schema.state_queries(self.schema.volatile if ignore is None else ignore):
+        for table, cols, sql in self.schema.state_queries(
+            self.schema.volatile if ignore is None else frozenset(ignore)
+        ):
             yield table, cols, cursor.execute(sql).fetchall()
 
-    def rows(self, ignore: frozenset[str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    def rows(self, ignore: Iterable[str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
         """The state tables' rows as they are stored: tuples of the compared columns, by id, unrounded.
 
         Equal rows make equal snapshots, and reading them costs a third of a snapshot (measured on the support
@@ -430,7 +433,7 @@ class World:
         differs (where float noise may still compare equal once rounded)."""
         return {table: rows for table, _, rows in self._state(ignore)}
 
-    def snapshot(self, ignore: frozenset[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    def snapshot(self, ignore: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
         """The comparable end state: every state table, rows sorted by id, volatile columns dropped."""
         return {
             table: [
