@@ -16,7 +16,7 @@ from agentlab.scenarios.model import Scenario
 from agentlab.scenarios.refs import UnresolvedRef, resolve
 from agentlab.tools.context import ToolContext
 from agentlab.tools.registry import ToolRegistry
-from agentlab.world.store import World, WorldTemplate
+from agentlab.world.store import World, WorldTemplate, snapshot_of
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,17 @@ class ExpectedState:
     rows: dict[str, list[tuple[Any, ...]]]
     snapshot: dict[str, list[dict[str, Any]]]
 
+    @classmethod
+    def of(cls, world: World) -> ExpectedState:
+        """The end state ``world`` holds (read once)."""
+        rows = world.rows()
+        return cls(rows, snapshot_of(rows, world.schema))
+
     def end_state_of(self, world: World) -> dict[str, list[dict[str, Any]]]:
-        """``world``'s snapshot, to grade against :attr:`snapshot`: read as rows first, and taken only if they differ
-        (equal rows make an equal snapshot; most episodes' worlds end as expected)."""
-        return self.snapshot if world.rows() == self.rows else world.snapshot()
+        """``world``'s snapshot, to grade against :attr:`snapshot`: its rows are read once, and made into a snapshot
+        only if they differ (equal rows make an equal snapshot; most episodes' worlds end as expected)."""
+        rows = world.rows()
+        return self.snapshot if rows == self.rows else snapshot_of(rows, world.schema)
 
 
 async def expected_state(
@@ -43,7 +50,7 @@ async def expected_state(
     world = World.from_template(template, scenario.world, simulate_io=False)
     try:
         if scenario.expect.world == "unchanged":
-            return ExpectedState(world.rows(), world.snapshot())
+            return ExpectedState.of(world)
         results: dict[str, Any] = {}
         for j, step in enumerate(scenario.gold.steps):
             spec = registry[step.tool]
@@ -54,7 +61,7 @@ async def expected_state(
                 problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
                 place = f"scenarios ({scenario.id}).gold.steps[{j}]"
                 raise InputError(source, place, f"the gold plan fails: {problem}") from None
-        return ExpectedState(world.rows(), world.snapshot())
+        return ExpectedState.of(world)
     finally:
         world.close()
 

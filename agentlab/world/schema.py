@@ -82,14 +82,16 @@ class WorldSchema:
         self.spec_model.world_schema = self
         self._state_queries: dict[frozenset[str], tuple[tuple[str, tuple[str, ...], str], ...]] = {}
 
-    def state_queries(self, ignore: frozenset[str]) -> tuple[tuple[str, tuple[str, ...], str], ...]:
-        """(table, columns, SELECT) for each state table: its columns but ``ignore``'s, rows by id (made once)."""
-        queries = self._state_queries.get(ignore)
+    def state_queries(self, ignore: Iterable[str] | None = None) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+        """(table, columns, SELECT) for each state table: its columns but ``ignore``'s (default: the volatile ones),
+        rows by id; made once per set of ignored columns."""
+        key = self.volatile if ignore is None else frozenset(ignore)
+        queries = self._state_queries.get(key)
         if queries is None:
-            queries = self._state_queries[ignore] = tuple(
+            queries = self._state_queries[key] = tuple(
                 (table, cols, f"SELECT {', '.join(cols)} FROM {table} ORDER BY id")
                 for table in self.state_tables
-                for cols in [tuple(c for c in self.tables[table].model_fields if c not in ignore)]
+                for cols in [tuple(c for c in self.tables[table].model_fields if c not in key)]
             )
         return queries
 
