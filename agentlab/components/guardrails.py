@@ -121,13 +121,17 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class GuardrailConfig:
     max_input_chars: int = 4000
     screen_input: bool = True
     screen_tool_output: bool = True
     redact_output: bool = True
     redact: frozenset[str] = field(default_factory=lambda: frozenset({"card_number", "ssn"}))
+
+    def __post_init__(self) -> None:
+        # Any collection of kinds is accepted, and kept as a frozenset: what redact_output's cached bound is keyed by.
+        object.__setattr__(self, "redact", frozenset(self.redact))
 
 
 class Guardrails:
@@ -204,7 +208,7 @@ class Guardrails:
         # safe bound for every pattern. An answer with fewer digits than the least any configured kind needs
         # (and no "@", if emails are redacted) returns here: one digit count, no scan (support-5's answer).
         n_digits = _count_digits(text)
-        if n_digits < _fewest_digits(frozenset(kinds)) and not ("email" in kinds and "@" in text):
+        if n_digits < _fewest_digits(kinds) and not ("email" in kinds and "@" in text):
             return text
         found: list[str] = []
         possible = {kind: n_digits >= fewest for kind, fewest in _MIN_DIGITS.items()} | {"email": "@" in text}
